@@ -1,0 +1,224 @@
+package httpsrv
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one accepted connection. Its serve method runs on the goroutine
+// that owns it.
+type conn struct {
+	// srv is the server the connection arrived on. Immutable; never nil.
+	srv *Server
+
+	// rwc is the underlying network connection, a *tls.Conn under
+	// ServeTLS. Immutable; never nil. Other goroutines may only Close it.
+	rwc net.Conn
+
+	// remoteAddr is rwc.RemoteAddr().String(). Set by serve before any
+	// request is read; read-only afterwards.
+	remoteAddr string
+
+	// tlsState is the TLS connection state after the handshake, or nil for
+	// a plaintext connection. Set by serve before any request is read;
+	// shared, read-only, by every request on the connection.
+	tlsState *tls.ConnectionState
+
+	// curState packs the http.ConnState (low 8 bits) and the Unix second
+	// it was entered (the rest). Written by the owner, read by Shutdown.
+	curState atomic.Uint64
+
+	// hijacked is set when the HTTP/1 engine hands the connection to a
+	// handler; the connection is then neither closed nor tracked.
+	hijacked atomic.Bool
+}
+
+// newConn returns a connection for rwc, not yet tracked.
+func (s *Server) newConn(rwc net.Conn) *conn {
+	return &conn{srv: s, rwc: rwc}
+}
+
+const (
+	runHooks  = true
+	skipHooks = false
+)
+
+// setState records a state change, tracks or untracks the connection, and
+// runs the ConnState hook if runHook is set.
+func (c *conn) setState(state http.ConnState, runHook bool) {
+	switch state {
+	case http.StateNew:
+		c.srv.trackConn(c, true)
+	case http.StateHijacked, http.StateClosed:
+		c.srv.trackConn(c, false)
+	}
+	c.curState.Store(uint64(time.Now().Unix())<<8 | uint64(state&0xff))
+	if !runHook {
+		return
+	}
+	if hook := c.srv.ConnState; hook != nil {
+		hook(c.rwc, state)
+	}
+}
+
+// getState returns the connection's state and the Unix second it was
+// entered.
+func (c *conn) getState() (http.ConnState, int64) {
+	packed := c.curState.Load()
+	return http.ConnState(packed & 0xff), int64(packed >> 8)
+}
+
+// closeNow closes the network connection from any goroutine; its owner
+// then sees its reads and writes fail and winds down.
+func (c *conn) closeNow() {
+	c.rwc.Close()
+}
+
+// maxStackLog bounds the stack trace logged for a panicking handler.
+const maxStackLog = 64 << 10
+
+// logPanic logs a recovered panic value with its stack, as net/http does,
+// and stays quiet for http.ErrAbortHandler.
+func (c *conn) logPanic(v any, prefix string) {
+	if v == http.ErrAbortHandler {
+		return
+	}
+	buf := make([]byte, maxStackLog)
+	buf = buf[:runtime.Stack(buf, false)]
+	c.srv.logf("%s: panic serving %v: %v\n%s", prefix, c.remoteAddr, v, buf)
+}
+
+// serve serves the connection until it is done, then closes it.
+func (c *conn) serve(ctx context.Context) {
+	if ra := c.rwc.RemoteAddr(); ra != nil {
+		c.remoteAddr = ra.String()
+	}
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.rwc.LocalAddr())
+	defer func() {
+		if v := recover(); v != nil {
+			c.logPanic(v, "http")
+		}
+		if !c.hijacked.Load() {
+			c.rwc.Close()
+			c.setState(http.StateClosed, runHooks)
+		}
+	}()
+
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		if !c.handshake(ctx, tc) {
+			return
+		}
+		if proto := c.tlsState.NegotiatedProtocol; validNextProto(proto) {
+			c.serveNextProto(ctx, tc, proto)
+			return
+		}
+	}
+	if !c.srv.protocols().HTTP1() {
+		return
+	}
+	c.serveHTTP1(ctx)
+}
+
+// handshake runs the TLS handshake under the handshake deadline and
+// reports whether it succeeded. Failures are logged, and plaintext HTTP
+// requests get net/http's 400 answer.
+func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
+	if d := c.srv.tlsHandshakeTimeout(); d > 0 {
+		dl := time.Now().Add(d)
+		c.rwc.SetReadDeadline(dl)
+		c.rwc.SetWriteDeadline(dl)
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		// If the handshake failed due to the client not speaking TLS,
+		// assume they're speaking plaintext HTTP and write a 400 response
+		// on the TLS conn's underlying net.Conn.
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && tlsRecordHeaderLooksLikeHTTP(re.RecordHeader) {
+			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			re.Conn.Close()
+			c.srv.logf("http: TLS handshake error from %s: %v", c.remoteAddr, "client sent an HTTP request to an HTTPS server")
+			return false
+		}
+		c.srv.logf("http: TLS handshake error from %s: %v", c.remoteAddr, err)
+		return false
+	}
+	// Restore the deadlines the handshake timeout replaced.
+	c.rwc.SetReadDeadline(time.Time{})
+	c.rwc.SetWriteDeadline(time.Time{})
+	st := tc.ConnectionState()
+	c.tlsState = &st
+	return true
+}
+
+// serveNextProto hands the connection to the server for the ALPN protocol
+// proto: a TLSNextProto function, or the built-in HTTP/2 server. A protocol
+// with no server is closed without a word, as in net/http.
+func (c *conn) serveNextProto(ctx context.Context, tc *tls.Conn, proto string) {
+	if fn := c.srv.TLSNextProto[proto]; fn != nil {
+		h := alpnHandler{ctx: ctx, c: c}
+		// Mark as active without running the hook: the protocol's server
+		// reports its own states (golang.org/issue/39776).
+		c.setState(http.StateActive, skipHooks)
+		fn(c.srv.httpServer(), tc, h)
+		return
+	}
+	if proto == "h2" && c.srv.h2 != nil && c.srv.protocols().HTTP2() {
+		c.serveHTTP2(ctx, tc)
+	}
+}
+
+// alpnHandler is the handler given to the servers of ALPN protocols. It
+// fills in the Request fields such servers may leave empty, then routes
+// the request as the HTTP/1 engine does.
+type alpnHandler struct {
+	ctx context.Context
+	c   *conn
+}
+
+// BaseContext returns the connection context. golang.org/x/net/http2 looks
+// for this method to find the context of connections handed to it through
+// TLSNextProto.
+func (h alpnHandler) BaseContext() context.Context { return h.ctx }
+
+func (h alpnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil {
+		r.TLS = h.c.tlsState
+	}
+	if r.Body == nil {
+		r.Body = http.NoBody
+	}
+	if r.RemoteAddr == "" {
+		r.RemoteAddr = h.c.remoteAddr
+	}
+	h.c.srv.handler(r).ServeHTTP(w, r)
+}
+
+// defaultTLSHandshakeTimeout bounds a TLS handshake when no timeout is set.
+// net/http has no bound then, so a client that connects and sends nothing
+// holds its connection and goroutine for ever. Ten seconds is far above a
+// real handshake's round trips and stays below common load-balancer idle
+// timeouts.
+const defaultTLSHandshakeTimeout = 10 * time.Second
+
+// tlsHandshakeTimeout returns the deadline for the TLS handshake: as in
+// net/http, the smallest positive of ReadHeaderTimeout, ReadTimeout and
+// WriteTimeout, and defaultTLSHandshakeTimeout when none is positive.
+func (s *Server) tlsHandshakeTimeout() time.Duration {
+	var d time.Duration
+	for _, v := range [...]time.Duration{s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout} {
+		if v > 0 && (d == 0 || v < d) {
+			d = v
+		}
+	}
+	if d == 0 {
+		return defaultTLSHandshakeTimeout
+	}
+	return d
+}

@@ -1,0 +1,14 @@
+package httpsrv
+
+import (
+	"net"
+	"testing"
+)
+
+// SetTestHookServerServe sets testHookServerServe for the duration of t.
+func SetTestHookServerServe(t testing.TB, fn func(*Server, net.Listener)) {
+	t.Helper()
+	old := testHookServerServe
+	testHookServerServe = fn
+	t.Cleanup(func() { testHookServerServe = old })
+}

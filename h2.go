@@ -1,0 +1,127 @@
+package httpsrv
+
+// All of httpsrv's HTTP/2 wiring lives in this file.
+//
+// HTTP/2 is served by golang.org/x/net/http2 rather than by net/http's own
+// copy, which a third-party server cannot reach. x/net's server API
+// (ConfigureServer, Server, ServeConn) is deprecated upstream from v0.59,
+// and on Go 1.27 it is built as a thin wrapper over net/http's own HTTP/2
+// server (x/net's server_wrap.go) instead of the standalone implementation
+// (server.go). The two builds read their settings from different places,
+// so the wiring differs in one respect, chosen by h2WrapsNetHTTP (set by
+// build tags that mirror x/net's own):
+//
+//   - Standalone (Go 1.26, or the http2legacy build tag): ServeConn reads
+//     timeouts, MaxHeaderBytes, ConnState, ErrorLog and HTTP2 from
+//     ServeConnOpts.BaseConfig, so we pass our stand-in *http.Server.
+//   - Wrapper (Go 1.27): a non-nil BaseConfig makes x/net copy it into a
+//     throwaway http.Server for every connection, which no shutdown can
+//     reach; with a nil BaseConfig it serves through the http.Server given
+//     to ConfigureServer. So we pass nil, and ConfigureServer gets the same
+//     stand-in, which holds our settings.
+//
+// Either way the stand-in is ConfigureServer'd once per Server. That is
+// what makes graceful shutdown reach HTTP/2 connections: ConfigureServer
+// registers x/net's GOAWAY function with the stand-in's RegisterOnShutdown,
+// and Server.Shutdown calls the stand-in's Shutdown, which runs it. The
+// stand-in never listens, so nothing of the caller's is modified.
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// h2Server is a Server's HTTP/2 engine.
+type h2Server struct {
+	srv *http2.Server // immutable after setupHTTP2
+	hs  *http.Server  // the stand-in given to ConfigureServer; see httpServer
+}
+
+// setupHTTP2 creates the HTTP/2 engine once, and returns the error that
+// creating it gave.
+func (s *Server) setupHTTP2() error {
+	s.h2Once.Do(func() {
+		hs := s.httpServer()
+		h2 := &http2.Server{IdleTimeout: s.h2IdleTimeout()}
+		if err := http2.ConfigureServer(hs, h2); err != nil {
+			s.h2Err = fmt.Errorf("httpsrv: configuring HTTP/2: %w", err)
+			return
+		}
+		if s.disableKeepAlives.Load() {
+			hs.SetKeepAlivesEnabled(false)
+		}
+		s.h2 = &h2Server{srv: h2, hs: hs}
+	})
+	return s.h2Err
+}
+
+// h2IdleTimeout is the idle timeout for HTTP/2 connections: IdleTimeout,
+// or ReadTimeout when it is zero, as net/http's ConfigureServer sets it.
+func (s *Server) h2IdleTimeout() time.Duration {
+	if s.IdleTimeout != 0 {
+		return s.IdleTimeout
+	}
+	return s.ReadTimeout
+}
+
+// serveHTTP2 serves an HTTP/2 connection until it ends.
+func (c *conn) serveHTTP2(ctx context.Context, tc *tls.Conn) {
+	if c.srv.shuttingDown() {
+		// Too late for the GOAWAY that Shutdown sent to the others.
+		return
+	}
+	// net/http keeps HTTP/2 connections in StateActive until they close, so
+	// that Shutdown waits for their GOAWAY instead of closing them. x/net
+	// reports the finer states to the ConnState hook (h2ConnState).
+	c.setState(http.StateActive, skipHooks)
+	opts := &http2.ServeConnOpts{
+		Context: ctx,
+		Handler: alpnHandler{ctx: ctx, c: c},
+	}
+	if !h2WrapsNetHTTP {
+		opts.BaseConfig = c.srv.h2.hs
+	}
+	c.srv.h2.srv.ServeConn(&h2NetConn{Conn: tc, c: c}, opts)
+}
+
+// h2NetConn is the net.Conn handed to x/net: the *tls.Conn (x/net finds its
+// ConnectionState method for the TLS checks and Request.TLS) plus the conn,
+// so that the ConnState callback can tell which connection it is about.
+type h2NetConn struct {
+	*tls.Conn
+	c *conn
+}
+
+// h2ConnState receives x/net's connection states and passes them to the
+// ConnState hook with the connection the hook saw in StateNew.
+func (s *Server) h2ConnState(nc net.Conn, state http.ConnState) {
+	hook := s.ConnState
+	if hook == nil {
+		return
+	}
+	if hc, ok := nc.(*h2NetConn); ok {
+		nc = hc.Conn
+	}
+	hook(nc, state)
+}
+
+// shutdown makes every HTTP/2 connection send GOAWAY and close once its
+// streams are done. It does not wait.
+func (h *h2Server) shutdown() {
+	// The stand-in has no listeners or tracked connections, so its
+	// Shutdown just starts the GOAWAY functions and returns.
+	_ = h.hs.Shutdown(context.Background())
+}
+
+// setKeepAlivesEnabled passes SetKeepAlivesEnabled on. The Go 1.27 engine
+// then sends GOAWAY when a connection goes idle; the standalone one cannot
+// see the setting.
+func (h *h2Server) setKeepAlivesEnabled(v bool) {
+	h.hs.SetKeepAlivesEnabled(v)
+}

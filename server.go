@@ -1,0 +1,709 @@
+// Package httpsrv is a drop-in HTTPS server for Go that mirrors the TLS
+// serve path of net/http and is safer by default.
+//
+// Code written for [net/http.Server] compiles against [Server] with only the
+// type name changed: the fields, methods and package functions have the same
+// names, types and contracts, every [net/http.Handler] sees the same
+// [*net/http.Request] and ResponseWriter behaviour, and the errors and
+// context keys callers already check ([net/http.ErrServerClosed],
+// [net/http.LocalAddrContextKey], [net/http.ConnState]) are net/http's own.
+//
+// # Getting started
+//
+// Swap the type and keep the rest:
+//
+//	srv := &httpsrv.Server{Addr: ":8443", Handler: mux}
+//	log.Fatal(srv.ListenAndServeTLS("cert.pem", "key.pem"))
+//
+// or call the package function, as with net/http:
+//
+//	log.Fatal(httpsrv.ListenAndServeTLS(":8443", "cert.pem", "key.pem", mux))
+//
+// # Differences from net/http
+//
+// httpsrv differs from net/http only where net/http's behaviour is unsafe or
+// surprising, and each difference is listed in the README. The main ones:
+//
+//   - ServeTLS never modifies the caller's Server or tls.Config: HTTP/2 is set
+//     up on private copies.
+//   - A TLS handshake is always bounded in time, even on the zero Server.
+//   - Shutdown and Close interrupt the accept back-off at once.
+//   - The functions passed to [Server.RegisterOnShutdown] run once, however
+//     many times Shutdown is called.
+//
+// HTTP/2 is served by golang.org/x/net/http2, so that the same code works on
+// every supported Go release; see h2.go.
+package httpsrv
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server defines parameters for running an HTTPS server. Its exported fields
+// are those of [net/http.Server], with the same names, types and meanings,
+// except where a field's documentation says otherwise.
+//
+// The zero value for Server is a valid configuration. A Server must not be
+// copied after first use, and may not be reused after Shutdown or Close.
+type Server struct {
+	// Addr optionally specifies the TCP address for the server to listen on,
+	// in the form "host:port". If empty, ":https" (port 443) is used by
+	// ListenAndServeTLS and ":http" (port 80) by ListenAndServe.
+	// Serve and ServeTLS ignore it.
+	Addr string
+
+	// Handler is the handler to invoke; nil means http.DefaultServeMux.
+	Handler http.Handler
+
+	// DisableGeneralOptionsHandler, if true, passes "OPTIONS *" requests to
+	// the Handler; otherwise they are answered with 200 and an empty body.
+	DisableGeneralOptionsHandler bool
+
+	// TLSConfig optionally provides a TLS configuration for use by ServeTLS
+	// and ListenAndServeTLS. It is cloned when serving starts, and never
+	// modified, so later changes to it have no effect. Nil means an empty
+	// configuration.
+	TLSConfig *tls.Config
+
+	// ReadTimeout is the maximum duration for reading the entire request,
+	// including the body. Zero or negative means no limit.
+	ReadTimeout time.Duration
+
+	// ReadHeaderTimeout is the amount of time allowed to read request
+	// headers. Zero means the value of ReadTimeout is used; negative means
+	// no limit.
+	ReadHeaderTimeout time.Duration
+
+	// WriteTimeout is the maximum duration before timing out writes of the
+	// response. It is reset whenever a new request's header is read. Zero or
+	// negative means no limit.
+	WriteTimeout time.Duration
+
+	// IdleTimeout is the maximum amount of time to wait for the next request
+	// when keep-alives are enabled. Zero means the value of ReadTimeout is
+	// used; negative means no limit. It also bounds idle HTTP/2 connections.
+	IdleTimeout time.Duration
+
+	// MaxHeaderBytes controls the maximum number of bytes the server will
+	// read parsing the request header's keys and values, including the
+	// request line. Zero or negative means http.DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+
+	// MaxHeaderValueCount controls the maximum number of header values the
+	// server is willing to parse from an HTTP/1 request; a request with more
+	// is rejected with 400 Bad Request. Zero or negative means
+	// DefaultMaxHeaderValueCount. Go 1.27 added this field to net/http;
+	// httpsrv enforces it on every Go release.
+	MaxHeaderValueCount int
+
+	// TLSNextProto optionally specifies a function to take over ownership of
+	// the provided TLS connection when an ALPN protocol upgrade has occurred.
+	// The map key is the negotiated protocol name. The function receives a
+	// *http.Server carrying this Server's settings (httpsrv keeps one per
+	// Server for this purpose) and must serve the connection; the connection
+	// is closed when it returns. A non-nil TLSNextProto without an "h2" key
+	// disables HTTP/2, unless Protocols says otherwise; an "h2" key replaces
+	// the built-in HTTP/2 server.
+	TLSNextProto map[string]func(*http.Server, *tls.Conn, http.Handler)
+
+	// ConnState specifies an optional callback function that is called when
+	// a client connection changes state, with the same states and
+	// transitions as net/http.
+	ConnState func(net.Conn, http.ConnState)
+
+	// ErrorLog specifies an optional logger for errors accepting connections,
+	// unexpected behavior from handlers, and underlying FileSystem errors.
+	// If nil, logging is done via the log package's standard logger.
+	ErrorLog *log.Logger
+
+	// BaseContext optionally specifies a function that returns the base
+	// context for incoming requests on this server. The provided Listener is
+	// the specific Listener that's about to start accepting requests, as the
+	// caller passed it (before any TLS wrapping). If BaseContext is nil, the
+	// default is context.Background(). If non-nil, it must return a non-nil
+	// context.
+	BaseContext func(net.Listener) context.Context
+
+	// ConnContext optionally specifies a function that modifies the context
+	// used for a new connection c. The provided ctx is derived from the base
+	// context and has a ServerContextKey value. It must return a non-nil
+	// context.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+
+	// HTTP2 configures HTTP/2 connections. Nil means the defaults of
+	// golang.org/x/net/http2.
+	HTTP2 *http.HTTP2Config
+
+	// Protocols is the set of protocols accepted by the server. If nil, the
+	// server accepts HTTP/1 and HTTP/2, unless TLSNextProto is non-nil and
+	// has no "h2" key or GODEBUG contains http2server=0.
+	Protocols *http.Protocols
+
+	// DisableClientPriority specifies whether client-specified priority (RFC
+	// 9218) should be ignored by HTTP/2 connections. Go 1.27 added this field
+	// to net/http; on earlier releases HTTP/2 always ignores client priority
+	// and the field has no effect.
+	DisableClientPriority bool
+
+	// ListenConfig, if non-nil, is used by ListenAndServe and
+	// ListenAndServeTLS to create their listener, for example to set socket
+	// options in its Control function or to change the TCP keep-alive
+	// settings. Nil means a zero net.ListenConfig, which enables TCP
+	// keep-alive with the net package's defaults. This field has no
+	// counterpart in net/http.
+	ListenConfig *net.ListenConfig
+
+	inShutdown        atomic.Bool // true when server is in shutdown
+	disableKeepAlives atomic.Bool
+
+	h2Once sync.Once // guards h2 and h2Err
+	h2     *h2Server // the HTTP/2 engine; nil until setupHTTP2 ran, or when HTTP/2 is off
+	h2Err  error
+
+	mirrorOnce sync.Once    // guards mirrorSrv
+	mirrorSrv  *http.Server // see httpServer
+
+	// mu guards the fields below it.
+	mu         sync.Mutex
+	listeners  map[*net.Listener]struct{}
+	activeConn map[*conn]struct{}
+	onShutdown []func()
+	ranHooks   bool          // the onShutdown funcs have been started
+	done       chan struct{} // closed when shutdown starts; created lazily
+
+	listenerGroup sync.WaitGroup
+}
+
+// ListenAndServeTLS listens on the TCP network address srv.Addr and then
+// calls ServeTLS to handle requests on incoming TLS connections. Accepted
+// connections are configured to enable TCP keep-alives.
+//
+// Filenames containing a certificate and matching private key for the server
+// must be provided if neither the Server's TLSConfig.Certificates,
+// TLSConfig.GetCertificate nor TLSConfig.GetConfigForClient are populated. If
+// the certificate is signed by a certificate authority, the certFile should
+// be the concatenation of the server's certificate, any intermediates, and
+// the CA's certificate.
+//
+// If srv.Addr is blank, ":https" is used.
+//
+// ListenAndServeTLS always returns a non-nil error. After Shutdown or Close,
+// the returned error is http.ErrServerClosed.
+func (s *Server) ListenAndServeTLS(certFile, keyFile string) error {
+	if s.shuttingDown() {
+		return http.ErrServerClosed
+	}
+	addr := s.Addr
+	if addr == "" {
+		addr = ":https"
+	}
+	ln, err := s.listen(addr)
+	if err != nil {
+		return err
+	}
+	return s.ServeTLS(ln, certFile, keyFile)
+}
+
+// ListenAndServe listens on the TCP network address srv.Addr and then calls
+// Serve to handle requests on incoming connections, without TLS. Accepted
+// connections are configured to enable TCP keep-alives.
+//
+// If srv.Addr is blank, ":http" is used.
+//
+// ListenAndServe always returns a non-nil error. After Shutdown or Close, the
+// returned error is http.ErrServerClosed.
+func (s *Server) ListenAndServe() error {
+	if s.shuttingDown() {
+		return http.ErrServerClosed
+	}
+	addr := s.Addr
+	if addr == "" {
+		addr = ":http"
+	}
+	ln, err := s.listen(addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// ServeTLS accepts incoming connections on the Listener l, creating a new
+// service goroutine for each. The service goroutines perform the TLS setup
+// and then read requests, calling s.Handler to reply to them.
+//
+// Files containing a certificate and matching private key for the server
+// must be provided if neither the Server's TLSConfig.Certificates,
+// TLSConfig.GetCertificate nor TLSConfig.GetConfigForClient are populated.
+// If certFile or keyFile is not empty, the pair is loaded and used in place
+// of TLSConfig.Certificates. The Server and its TLSConfig are never modified.
+//
+// ServeTLS always closes l and returns a non-nil error. After Shutdown or
+// Close, the returned error is http.ErrServerClosed.
+func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
+	if s.shuttingDown() {
+		l.Close()
+		return http.ErrServerClosed
+	}
+	config, err := s.serveTLSConfig(certFile, keyFile)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	return s.serve(tls.NewListener(l, config), l)
+}
+
+// Serve accepts incoming connections on the Listener l, creating a new
+// service goroutine for each. The service goroutines read requests and then
+// call s.Handler to reply to them. Connections that are *tls.Conn values
+// (from a TLS listener) get the TLS handshake, ALPN dispatch and HTTP/2 just
+// as under ServeTLS.
+//
+// Serve always closes l and returns a non-nil error. After Shutdown or
+// Close, the returned error is http.ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error {
+	return s.serve(l, l)
+}
+
+// serve is the accept loop. l is the listener to accept from; orig is the
+// listener the caller passed in, given to BaseContext.
+func (s *Server) serve(l, orig net.Listener) error {
+	if fn := testHookServerServe; fn != nil {
+		fn(s, orig)
+	}
+	l = &onceCloseListener{Listener: l}
+	defer l.Close()
+
+	if !s.trackListener(&l, true) {
+		return http.ErrServerClosed
+	}
+	defer s.trackListener(&l, false)
+
+	if s.protocols().HTTP2() && s.TLSNextProto["h2"] == nil {
+		if err := s.setupHTTP2(); err != nil {
+			return err
+		}
+	}
+	ctx := s.baseContext(orig)
+	done := s.doneChan()
+	var delay time.Duration
+	for {
+		rw, err := l.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return http.ErrServerClosed
+			}
+			if !isTemporaryAcceptError(err) {
+				return err
+			}
+			delay = nextAcceptDelay(delay)
+			s.logf("http: Accept error: %v; retrying in %v", err, delay)
+			if !waitOrDone(delay, done) {
+				return http.ErrServerClosed
+			}
+			continue
+		}
+		delay = 0
+		connCtx := ctx
+		if cc := s.ConnContext; cc != nil {
+			connCtx = cc(connCtx, rw)
+			if connCtx == nil {
+				panic("ConnContext returned nil")
+			}
+		}
+		c := s.newConn(rw)
+		c.setState(http.StateNew, runHooks) // before Serve can return
+		go c.serve(connCtx)
+	}
+}
+
+// trackListener adds or removes a net.Listener to the set of tracked
+// listeners. It reports whether the listener was added: it is not once
+// shutdown has started.
+//
+// A pointer to the interface value is tracked because a net.Listener's
+// dynamic type may not be comparable.
+func (s *Server) trackListener(ln *net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listeners == nil {
+		s.listeners = make(map[*net.Listener]struct{})
+	}
+	if add {
+		if s.shuttingDown() {
+			return false
+		}
+		s.listeners[ln] = struct{}{}
+		s.listenerGroup.Add(1)
+	} else {
+		delete(s.listeners, ln)
+		s.listenerGroup.Done()
+	}
+	return true
+}
+
+// trackConn adds or removes c from the set of tracked connections.
+func (s *Server) trackConn(c *conn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.activeConn == nil {
+		s.activeConn = make(map[*conn]struct{})
+	}
+	if add {
+		s.activeConn[c] = struct{}{}
+	} else {
+		delete(s.activeConn, c)
+	}
+}
+
+// DefaultMaxHeaderValueCount is the maximum number of header values
+// permitted in an HTTP/1 request when Server.MaxHeaderValueCount is zero. It
+// has the value of Go 1.27's http.DefaultMaxHeaderValueCount.
+const DefaultMaxHeaderValueCount = 500
+
+// maxHeaderValueCount returns the limit on header values per request.
+func (s *Server) maxHeaderValueCount() int {
+	if s.MaxHeaderValueCount > 0 {
+		return s.MaxHeaderValueCount
+	}
+	return DefaultMaxHeaderValueCount
+}
+
+// testHookServerServe, if non-nil, is called by Serve with the listener it
+// was given, before accepting. Tests set it through export_test.go.
+var testHookServerServe func(*Server, net.Listener)
+
+// shutdownPollIntervalMax is the longest Shutdown waits between two checks
+// for quiescence.
+const shutdownPollIntervalMax = 500 * time.Millisecond
+
+// nextShutdownPoll returns the wait before the next quiescence check, given
+// the base interval of the previous one, and the new base. jitter is a
+// random value in [0, 1) so that many servers shutting down at once do not
+// poll in lockstep.
+func nextShutdownPoll(base time.Duration, jitter float64) (wait, nextBase time.Duration) {
+	wait = base + time.Duration(float64(base)*0.1*jitter)
+	nextBase = min(2*base, shutdownPollIntervalMax)
+	return wait, nextBase
+}
+
+// Shutdown gracefully shuts down the server without interrupting any active
+// connections. It closes all open listeners, makes HTTP/2 connections send
+// GOAWAY, closes idle connections, and then waits for active connections to
+// become idle and be closed. If ctx expires before that, Shutdown returns the
+// context's error; otherwise it returns any error from closing the listeners.
+//
+// When Shutdown is called, Serve, ListenAndServe, ServeTLS and
+// ListenAndServeTLS immediately return http.ErrServerClosed. Make sure the
+// program doesn't exit and waits instead for Shutdown to return.
+//
+// Shutdown does not attempt to close nor wait for hijacked connections such
+// as WebSockets; register a function with RegisterOnShutdown to notify them.
+//
+// Once Shutdown has been called on a server, it may not be reused; future
+// calls to methods such as Serve will return http.ErrServerClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.inShutdown.Store(true)
+
+	s.mu.Lock()
+	lnerr := s.closeListenersLocked()
+	s.closeDoneLocked()
+	if !s.ranHooks {
+		s.ranHooks = true
+		for _, f := range s.onShutdown {
+			go f()
+		}
+	}
+	s.mu.Unlock()
+	s.listenerGroup.Wait()
+
+	if s.h2 != nil {
+		s.h2.shutdown()
+	}
+
+	base := time.Millisecond
+	var wait time.Duration
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if s.closeIdleConns() {
+			return lnerr
+		}
+		wait, base = nextShutdownPoll(base, rand.Float64())
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
+
+// Close immediately closes all active listeners and all connections in
+// state StateNew, StateActive or StateIdle, HTTP/2 connections included.
+// For a graceful shutdown, use Shutdown.
+//
+// Close does not attempt to close (and does not even know about) any
+// hijacked connections, such as WebSockets.
+//
+// Close returns any error returned from closing the Server's underlying
+// listeners.
+func (s *Server) Close() error {
+	s.inShutdown.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.closeListenersLocked()
+	s.closeDoneLocked()
+
+	// Unlock while waiting for the Serve loops to return: they take mu to
+	// untrack their listeners.
+	s.mu.Unlock()
+	s.listenerGroup.Wait()
+	s.mu.Lock()
+
+	for c := range s.activeConn {
+		c.closeNow()
+		delete(s.activeConn, c)
+	}
+	return err
+}
+
+// RegisterOnShutdown registers a function to call on Shutdown. This can be
+// used to gracefully shut down connections that have undergone ALPN protocol
+// upgrade or that have been hijacked. The function should start
+// protocol-specific graceful shutdown, but should not wait for it to
+// complete.
+//
+// Each registered function runs once, in its own goroutine, when Shutdown is
+// first called; a function registered after that is not run. Close does not
+// run them.
+func (s *Server) RegisterOnShutdown(f func()) {
+	s.mu.Lock()
+	s.onShutdown = append(s.onShutdown, f)
+	s.mu.Unlock()
+}
+
+// SetKeepAlivesEnabled controls whether HTTP keep-alives are enabled. By
+// default, keep-alives are always enabled. Only very resource-constrained
+// environments or servers in the process of shutting down should disable
+// them. Disabling them closes idle HTTP/1 connections at once.
+func (s *Server) SetKeepAlivesEnabled(v bool) {
+	if v {
+		s.disableKeepAlives.Store(false)
+	} else {
+		s.disableKeepAlives.Store(true)
+		s.closeIdleConns()
+	}
+	if s.h2 != nil {
+		s.h2.setKeepAlivesEnabled(v)
+	}
+}
+
+// closeIdleConns closes all idle connections and reports whether the server
+// is quiescent.
+func (s *Server) closeIdleConns() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	quiescent := true
+	for c := range s.activeConn {
+		st, unixSec := c.getState()
+		// A connection that has stayed in StateNew for more than five
+		// seconds (its client sent nothing) counts as idle, as in net/http.
+		if st == http.StateNew && unixSec < time.Now().Unix()-5 {
+			st = http.StateIdle
+		}
+		if st != http.StateIdle || unixSec == 0 {
+			// HTTP/2 connections stay StateActive here until they close:
+			// they shut down gracefully with GOAWAY.
+			quiescent = false
+			continue
+		}
+		c.closeNow()
+		delete(s.activeConn, c)
+	}
+	return quiescent
+}
+
+// closeListenersLocked closes every tracked listener and returns the first
+// error. It requires that s.mu is held.
+func (s *Server) closeListenersLocked() error {
+	var err error
+	for ln := range s.listeners {
+		if cerr := (*ln).Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// doneChan returns the channel that is closed when shutdown starts.
+func (s *Server) doneChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.doneChanLocked()
+}
+
+func (s *Server) doneChanLocked() chan struct{} {
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
+
+// closeDoneLocked closes the done channel once. It requires that s.mu is
+// held.
+func (s *Server) closeDoneLocked() {
+	ch := s.doneChanLocked()
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+func (s *Server) shuttingDown() bool {
+	return s.inShutdown.Load()
+}
+
+// doKeepAlives reports whether connections may be kept open for another
+// request.
+func (s *Server) doKeepAlives() bool {
+	return !s.disableKeepAlives.Load() && !s.shuttingDown()
+}
+
+// logf logs through ErrorLog, or the log package's standard logger.
+func (s *Server) logf(format string, args ...any) {
+	if s.ErrorLog != nil {
+		s.ErrorLog.Printf(format, args...)
+	} else {
+		log.Printf(format, args...)
+	}
+}
+
+// protocols resolves the set of protocols served, as net/http does.
+func (s *Server) protocols() http.Protocols {
+	if s.Protocols != nil {
+		return *s.Protocols
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	switch {
+	case s.TLSNextProto != nil:
+		// A non-nil TLSNextProto without "h2" turns HTTP/2 off.
+		p.SetHTTP2(s.TLSNextProto["h2"] != nil)
+	case http2ServerDisabledByGODEBUG():
+		p.SetHTTP2(false)
+	default:
+		p.SetHTTP2(true)
+	}
+	return p
+}
+
+// handler returns the Handler requests go to: s.Handler or
+// http.DefaultServeMux, with "OPTIONS *" answered by the server itself
+// unless DisableGeneralOptionsHandler is set.
+func (s *Server) handler(r *http.Request) http.Handler {
+	if !s.DisableGeneralOptionsHandler && r.RequestURI == "*" && r.Method == http.MethodOptions {
+		return globalOptionsHandler{}
+	}
+	if s.Handler != nil {
+		return s.Handler
+	}
+	return http.DefaultServeMux
+}
+
+// globalOptionsHandler answers "OPTIONS *" requests with 200 and no body.
+type globalOptionsHandler struct{}
+
+func (globalOptionsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "0")
+	if r.ContentLength != 0 {
+		// Read up to 4 KiB of the body, reserved for future use by the
+		// spec; more is a waste of server resources, and MaxBytesReader
+		// makes the server close the connection.
+		mb := http.MaxBytesReader(w, r.Body, 4<<10)
+		_, _ = io.Copy(io.Discard, mb)
+	}
+}
+
+// httpServer returns the *http.Server that stands for s where an API needs
+// one: the TLSNextProto functions receive it, the HTTP/2 engine reads its
+// settings from it, and request contexts carry it under
+// http.ServerContextKey, so that net/http helpers that log through it
+// (http.FileServer) use ErrorLog. It is built once, from the settings s has
+// when serving starts.
+func (s *Server) httpServer() *http.Server {
+	s.mirrorOnce.Do(func() {
+		s.mirrorSrv = &http.Server{
+			Addr:                         s.Addr,
+			Handler:                      s.Handler,
+			DisableGeneralOptionsHandler: s.DisableGeneralOptionsHandler,
+			ReadTimeout:                  s.ReadTimeout,
+			ReadHeaderTimeout:            s.ReadHeaderTimeout,
+			WriteTimeout:                 s.WriteTimeout,
+			IdleTimeout:                  s.IdleTimeout,
+			MaxHeaderBytes:               s.MaxHeaderBytes,
+			ErrorLog:                     s.ErrorLog,
+			HTTP2:                        s.HTTP2,
+			ConnState:                    s.h2ConnState,
+		}
+		setDisableClientPriority(s.mirrorSrv, s.DisableClientPriority)
+	})
+	return s.mirrorSrv
+}
+
+// ListenAndServeTLS acts identically to ListenAndServe, except that it
+// expects HTTPS connections. Additionally, files containing a certificate and
+// matching private key for the server must be provided.
+//
+// It listens on the TCP network address addr and then calls ServeTLS with
+// handler to handle requests on incoming connections. The handler is
+// typically nil, in which case http.DefaultServeMux is used. Unlike the
+// net/http function, the server it starts has httpsrv's safe defaults.
+//
+// ListenAndServeTLS always returns a non-nil error.
+func ListenAndServeTLS(addr, certFile, keyFile string, handler http.Handler) error {
+	srv := &Server{Addr: addr, Handler: handler}
+	return srv.ListenAndServeTLS(certFile, keyFile)
+}
+
+// ListenAndServe listens on the TCP network address addr and then calls
+// Serve with handler to handle requests on incoming connections, without
+// TLS. The handler is typically nil, in which case http.DefaultServeMux is
+// used.
+//
+// ListenAndServe always returns a non-nil error.
+func ListenAndServe(addr string, handler http.Handler) error {
+	srv := &Server{Addr: addr, Handler: handler}
+	return srv.ListenAndServe()
+}
+
+// ServeTLS accepts incoming HTTPS connections on the listener l, creating a
+// new service goroutine for each. The service goroutines read requests and
+// then call handler to reply to them. The handler is typically nil, in which
+// case http.DefaultServeMux is used.
+//
+// ServeTLS always closes l and returns a non-nil error.
+func ServeTLS(l net.Listener, handler http.Handler, certFile, keyFile string) error {
+	srv := &Server{Handler: handler}
+	return srv.ServeTLS(l, certFile, keyFile)
+}
+
+// Serve accepts incoming connections on the listener l, creating a new
+// service goroutine for each. The service goroutines read requests and then
+// call handler to reply to them. The handler is typically nil, in which case
+// http.DefaultServeMux is used.
+//
+// Serve always closes l and returns a non-nil error.
+func Serve(l net.Listener, handler http.Handler) error {
+	srv := &Server{Handler: handler}
+	return srv.Serve(l)
+}
