@@ -412,8 +412,8 @@ func TestShutdownHTTP2InFlight(t *testing.T) {
 		<-release
 		io.WriteString(w, "done")
 	})}
-	var hookRuns atomic.Int32
-	srv.RegisterOnShutdown(func() { hookRuns.Add(1) })
+	hookRuns := make(chan struct{}, 2)
+	srv.RegisterOnShutdown(func() { hookRuns <- struct{}{} })
 	addr := startTLS(t, srv)
 	c := newClient(t, true)
 
@@ -470,7 +470,17 @@ func TestShutdownHTTP2InFlight(t *testing.T) {
 		t.Fatal("Shutdown did not return after the requests finished")
 	}
 	require.NoError(t, srv.Shutdown(context.Background()), "second Shutdown")
-	assert.Equal(t, int32(1), hookRuns.Load(), "RegisterOnShutdown funcs run once")
+	select {
+	case <-hookRuns:
+	case <-time.After(testTimeout()):
+		t.Fatal("RegisterOnShutdown func not run")
+	}
+	// The funcs run in their own goroutines; the second Shutdown must not
+	// have started them again.
+	srv.mu.Lock()
+	assert.True(t, srv.ranHooks)
+	srv.mu.Unlock()
+	assert.Empty(t, hookRuns, "RegisterOnShutdown func run twice")
 }
 
 // TestShutdownContextExpires checks that Shutdown returns the context's
