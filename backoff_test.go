@@ -177,4 +177,3 @@ func h1Only() *http.Protocols {
 	p := protocols(true, false)
 	return &p
 }
-

@@ -143,10 +143,9 @@ func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
 		if errors.As(err, &re) && re.Conn != nil && tlsRecordHeaderLooksLikeHTTP(re.RecordHeader) {
 			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 			re.Conn.Close()
-			c.srv.logf("http: TLS handshake error from %s: %v", c.remoteAddr, "client sent an HTTP request to an HTTPS server")
-			return false
+			err = errPlaintextHTTP
 		}
-		c.srv.logf("http: TLS handshake error from %s: %v", c.remoteAddr, err)
+		c.srv.logHandshakeError(c.remoteAddr, err)
 		return false
 	}
 	// Restore the deadlines the handshake timeout replaced.
@@ -207,10 +206,17 @@ func (h alpnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // timeouts.
 const defaultTLSHandshakeTimeout = 10 * time.Second
 
-// tlsHandshakeTimeout returns the deadline for the TLS handshake: as in
-// net/http, the smallest positive of ReadHeaderTimeout, ReadTimeout and
-// WriteTimeout, and defaultTLSHandshakeTimeout when none is positive.
+// tlsHandshakeTimeout returns the limit on the TLS handshake, or zero for
+// none: TLSHandshakeTimeout if set; else, as in net/http, the smallest
+// positive of ReadHeaderTimeout, ReadTimeout and WriteTimeout; else
+// defaultTLSHandshakeTimeout.
 func (s *Server) tlsHandshakeTimeout() time.Duration {
+	switch {
+	case s.TLSHandshakeTimeout > 0:
+		return s.TLSHandshakeTimeout
+	case s.TLSHandshakeTimeout < 0:
+		return 0
+	}
 	var d time.Duration
 	for _, v := range [...]time.Duration{s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout} {
 		if v > 0 && (d == 0 || v < d) {

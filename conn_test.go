@@ -31,6 +31,8 @@ func TestHandshakeTimeout(t *testing.T) {
 		{"smallest positive", &Server{ReadHeaderTimeout: time.Hour, WriteTimeout: 100 * time.Millisecond, ReadTimeout: -1}, 100 * time.Millisecond},
 		{"zero Server", &Server{}, defaultTLSHandshakeTimeout},
 		{"negative ignored", &Server{ReadHeaderTimeout: -1, ReadTimeout: 2 * time.Second}, 2 * time.Second},
+		{"explicit", &Server{TLSHandshakeTimeout: 3 * time.Second, ReadTimeout: time.Second}, 3 * time.Second},
+		{"disabled", &Server{TLSHandshakeTimeout: -1, ReadTimeout: time.Second}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

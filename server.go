@@ -40,6 +40,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -161,6 +162,55 @@ type Server struct {
 	// keep-alive with the net package's defaults. This field has no
 	// counterpart in net/http.
 	ListenConfig *net.ListenConfig
+
+	// The fields below have no counterpart in net/http.
+
+	// TLSHandshakeTimeout bounds each TLS handshake. Zero means the smallest
+	// positive of ReadHeaderTimeout, ReadTimeout and WriteTimeout, as in
+	// net/http, or 10 seconds when none is positive (net/http then has no
+	// limit); negative means no limit.
+	TLSHandshakeTimeout time.Duration
+
+	// MinRequestBodyRate is the slowest rate, in bytes per second, at which
+	// an HTTP/1 client may send a request body once MinRateGracePeriod has
+	// passed since the handler first read it; a slower body read fails and
+	// the connection is closed. Zero means DefaultMinDataRate; negative
+	// means no floor.
+	MinRequestBodyRate int64
+
+	// MinResponseRate is the slowest rate, in bytes per second, at which an
+	// HTTP/1 client must take a response once MinRateGracePeriod has passed
+	// since its first byte was written; a slower client gets its write
+	// failed and the connection closed. Zero means DefaultMinDataRate;
+	// negative means no floor.
+	MinResponseRate int64
+
+	// MinRateGracePeriod is how long a transfer may run below
+	// MinRequestBodyRate or MinResponseRate before the floor applies. Zero
+	// means DefaultMinRateGracePeriod.
+	MinRateGracePeriod time.Duration
+
+	// Logger, if non-nil, receives the server's log records through
+	// log/slog. When ErrorLog is set it takes precedence, as in net/http;
+	// when both are nil, slog.Default() is used.
+	Logger *slog.Logger
+
+	// ClientCAFile, if non-empty, names a PEM file of certificate
+	// authorities. Clients must then present a certificate that verifies
+	// against them (tls.RequireAndVerifyClientCert), and handlers find the
+	// verified chains in Request.TLS.VerifiedChains.
+	ClientCAFile string
+
+	// StrictTransportSecurity, if non-empty, is sent as the
+	// Strict-Transport-Security header of every HTTPS response whose
+	// handler did not set one, e.g. "max-age=63072000; includeSubDomains".
+	StrictTransportSecurity string
+
+	// CertReloadInterval is how often the certificate and key files given
+	// to ServeTLS or ListenAndServeTLS are checked for a renewed pair. Zero
+	// means DefaultCertReloadInterval; negative turns the automatic check
+	// off (ReloadCertificate still works).
+	CertReloadInterval time.Duration
 
 	inShutdown        atomic.Bool // true when server is in shutdown
 	disableKeepAlives atomic.Bool
@@ -577,15 +627,6 @@ func (s *Server) shuttingDown() bool {
 // request.
 func (s *Server) doKeepAlives() bool {
 	return !s.disableKeepAlives.Load() && !s.shuttingDown()
-}
-
-// logf logs through ErrorLog, or the log package's standard logger.
-func (s *Server) logf(format string, args ...any) {
-	if s.ErrorLog != nil {
-		s.ErrorLog.Printf(format, args...)
-	} else {
-		log.Printf(format, args...)
-	}
 }
 
 // protocols resolves the set of protocols served, as net/http does.
