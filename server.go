@@ -229,6 +229,7 @@ type Server struct {
 	onShutdown []func()
 	ranHooks   bool          // the onShutdown funcs have been started
 	done       chan struct{} // closed when shutdown starts; created lazily
+	linked     []*Server     // servers started on s's behalf, stopped with it
 
 	listenerGroup sync.WaitGroup
 }
@@ -472,7 +473,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			go f()
 		}
 	}
+	linked := s.linked
 	s.mu.Unlock()
+	linkedDone := make(chan error, 1)
+	go func() { linkedDone <- shutdownAll(ctx, linked) }()
 	s.listenerGroup.Wait()
 
 	if s.h2 != nil {
@@ -485,6 +489,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		if s.closeIdleConns() {
+			if err := <-linkedDone; err != nil && lnerr == nil {
+				lnerr = err
+			}
 			return lnerr
 		}
 		wait, base = nextShutdownPoll(base, rand.Float64())
@@ -523,7 +530,41 @@ func (s *Server) Close() error {
 		c.closeNow()
 		delete(s.activeConn, c)
 	}
+	for _, l := range s.linked {
+		if lerr := l.Close(); lerr != nil && err == nil {
+			err = lerr
+		}
+	}
 	return err
+}
+
+// link registers l, a server started on s's behalf, so that Shutdown and
+// Close stop it with s. It reports false, and registers nothing, once
+// shutdown has started.
+func (s *Server) link(l *Server) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown() {
+		return false
+	}
+	s.linked = append(s.linked, l)
+	return true
+}
+
+// shutdownAll shuts the servers down concurrently and returns the first
+// error.
+func shutdownAll(ctx context.Context, servers []*Server) error {
+	errs := make(chan error, len(servers))
+	for _, l := range servers {
+		go func() { errs <- l.Shutdown(ctx) }()
+	}
+	var first error
+	for range servers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // RegisterOnShutdown registers a function to call on Shutdown. This can be
