@@ -196,7 +196,7 @@ func (h alpnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.RemoteAddr == "" {
 		r.RemoteAddr = h.c.remoteAddr
 	}
-	h.c.srv.handler(r).ServeHTTP(w, r)
+	h.c.srv.serveHTTP(w, r)
 }
 
 // defaultTLSHandshakeTimeout bounds a TLS handshake when no timeout is set.

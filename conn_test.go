@@ -365,3 +365,30 @@ func TestHTTP2Settings(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, uint32(10000+320), v)
 }
+
+// TestStrictTransportSecurity checks the HSTS option: the header is added
+// to HTTPS responses, a handler's own value wins, and it is off by default.
+func TestStrictTransportSecurity(t *testing.T) {
+	const hsts = "max-age=63072000; includeSubDomains"
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/own" {
+			w.Header().Set("Strict-Transport-Security", "max-age=1")
+		}
+	})
+	tests := []struct {
+		name, option, path, want string
+	}{
+		{"added", hsts, "/", hsts},
+		{"handler wins", hsts, "/own", "max-age=1"},
+		{"off by default", "", "/", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := startTLS(t, &Server{Handler: h, StrictTransportSecurity: tt.option})
+			resp, err := newClient(t, true).Get("https://" + addr + tt.path)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, tt.want, resp.Header.Get("Strict-Transport-Security"))
+		})
+	}
+}

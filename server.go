@@ -702,6 +702,19 @@ func (s *Server) handler(r *http.Request) http.Handler {
 	return http.DefaultServeMux
 }
 
+// serveHTTP routes a request: it adds the Strict-Transport-Security header
+// to HTTPS responses when configured, then calls the handler.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.StrictTransportSecurity != "" && r.TLS != nil {
+		// Set before the handler runs, so that a handler's own value wins.
+		h := w.Header()
+		if _, ok := h["Strict-Transport-Security"]; !ok {
+			h["Strict-Transport-Security"] = []string{s.StrictTransportSecurity}
+		}
+	}
+	s.handler(r).ServeHTTP(w, r)
+}
+
 // globalOptionsHandler answers "OPTIONS *" requests with 200 and no body.
 type globalOptionsHandler struct{}
 
