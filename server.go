@@ -191,8 +191,14 @@ type Server struct {
 	MinRateGracePeriod time.Duration
 
 	// Logger, if non-nil, receives the server's log records through
-	// log/slog. When ErrorLog is set it takes precedence, as in net/http;
-	// when both are nil, slog.Default() is used.
+	// log/slog. When ErrorLog is set it takes precedence and gets
+	// net/http's log lines unchanged, as in net/http; when both are nil,
+	// slog.Default() is used. Accept errors, handler panics (with the
+	// stack in a "stack" attribute) and the other errors net/http logs
+	// are records at slog.LevelError. Failed TLS handshakes are not logged
+	// one by one: they are counted (see HandshakeErrors) and summarized at
+	// most once a minute in a slog.LevelWarn record with the count and one
+	// sample (remote address and error) per kind of failure.
 	Logger *slog.Logger
 
 	// ClientCAFile, if non-empty, names a PEM file of certificate
@@ -221,6 +227,10 @@ type Server struct {
 
 	mirrorOnce sync.Once    // guards mirrorSrv
 	mirrorSrv  *http.Server // see httpServer
+
+	// hsErrs counts failed TLS handshakes and rate-limits their log; see
+	// handshake_errors.go.
+	hsErrs handshakeErrorLog
 
 	// mu guards the fields below it.
 	mu         sync.Mutex
@@ -462,6 +472,7 @@ func nextShutdownPoll(base time.Duration, jitter float64) (wait, nextBase time.D
 // Once Shutdown has been called on a server, it may not be reused; future
 // calls to methods such as Serve will return http.ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.flushHandshakeErrors()
 	s.inShutdown.Store(true)
 
 	s.mu.Lock()
@@ -514,6 +525,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close returns any error returned from closing the Server's underlying
 // listeners.
 func (s *Server) Close() error {
+	defer s.flushHandshakeErrors()
 	s.inShutdown.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -746,7 +758,7 @@ func (s *Server) httpServer() *http.Server {
 			WriteTimeout:                 s.WriteTimeout,
 			IdleTimeout:                  s.IdleTimeout,
 			MaxHeaderBytes:               s.MaxHeaderBytes,
-			ErrorLog:                     s.ErrorLog,
+			ErrorLog:                     s.errorLog(),
 			HTTP2:                        s.HTTP2,
 			ConnState:                    s.h2ConnState,
 		}
