@@ -237,9 +237,10 @@ type Server struct {
 	listeners  map[*net.Listener]struct{}
 	activeConn map[*conn]struct{}
 	onShutdown []func()
-	ranHooks   bool          // the onShutdown funcs have been started
-	done       chan struct{} // closed when shutdown starts; created lazily
-	linked     []*Server     // servers started on s's behalf, stopped with it
+	ranHooks   bool            // the onShutdown funcs have been started
+	done       chan struct{}   // closed when shutdown starts; created lazily
+	linked     []*Server       // servers started on s's behalf, stopped with it
+	certs      []*certReloader // key pairs served from files, for ReloadCertificate
 
 	listenerGroup sync.WaitGroup
 }
