@@ -1,9 +1,742 @@
 package httpsrv
 
-import "context"
+// The HTTP/1.x engine: everything a connection does after the TLS handshake
+// when ALPN did not pick another protocol. The behaviour is Go 1.26
+// net/http's (server.go conn.serve, readRequest, connReader, response), with
+// these deliberate departures:
+//
+//   - A request read after shutdown started is answered, with
+//     "Connection: close"; net/http drops it without a word.
+//   - An HTTP/1.0 client is never told "Connection: keep-alive" on a
+//     connection about to close, and never gets 1xx responses (RFC 9110
+//     §15.2); net/http does both.
+//   - A 100-continue body the handler did not read is not drained when the
+//     connection closes anyway; Go 1.26 blocks reading it.
+//   - A body that cannot be drained cleanly after the handler closes the
+//     connection; net/http may reuse it.
+//   - After an oversized body, the wait before closing ends when the client
+//     closes (at most 500 ms) instead of being a fixed 500 ms sleep.
+//   - Writes after the handler returned fail with errResponseDone, and
+//     FlushError after a hijack with http.ErrHijacked; net/http writes into
+//     a pooled buffer, or panics.
+//
+// Performance: one 4 KiB reader, one 4 KiB writer and one 2 KiB response
+// buffer per connection, from pools; the handler's header is snapshotted
+// into bytes rather than cloned; Date is formatted once a second; one
+// goroutine per connection does the background reads, which also serve as
+// the wait for the next request.
 
-// serveHTTP1 serves HTTP/1.x requests on the connection. Placeholder until
-// the HTTP/1.1 engine lands: it answers 505.
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// readHeaderTimeout is the time allowed to read a request head:
+// ReadHeaderTimeout, or ReadTimeout when it is zero.
+func (s *Server) readHeaderTimeout() time.Duration {
+	if s.ReadHeaderTimeout != 0 {
+		return s.ReadHeaderTimeout
+	}
+	return s.ReadTimeout
+}
+
+// idleTimeout is the time an HTTP/1 connection may wait for its next
+// request: IdleTimeout, or ReadTimeout when it is zero.
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout != 0 {
+		return s.IdleTimeout
+	}
+	return s.ReadTimeout
+}
+
+// maxHeaderBytes is MaxHeaderBytes, or http.DefaultMaxHeaderBytes when it is
+// zero or negative.
+func (s *Server) maxHeaderBytes() int {
+	if s.MaxHeaderBytes > 0 {
+		return s.MaxHeaderBytes
+	}
+	return http.DefaultMaxHeaderBytes
+}
+
+// connTracked reports whether c is still among the tracked connections,
+// that is, whether closeIdleConns has not closed it.
+func (s *Server) connTracked(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.activeConn[c]
+	return ok
+}
+
+// setH1State records an HTTP/1 state change that neither tracks nor
+// untracks the connection (StateActive, StateIdle), stamped with the
+// second sec, and runs the ConnState hook if runHook is set. It saves the
+// clock read that setState makes.
+func (c *conn) setH1State(state http.ConnState, sec int64, runHook bool) {
+	c.curState.Store(uint64(sec)<<8 | uint64(state&0xff))
+	if runHook {
+		if hook := c.srv.ConnState; hook != nil {
+			hook(c.rwc, state)
+		}
+	}
+}
+
+const (
+	// maxPostHandlerReadBytes is the most unread request body the server
+	// reads and discards to keep a connection open, as in net/http.
+	maxPostHandlerReadBytes = 256 << 10
+
+	// bufferBeforeChunkingSize is the response buffer: a handler's whole
+	// output that fits in it, written without a Flush, gets a
+	// Content-Length instead of chunking. It must be ≥ 512 for sniffing.
+	bufferBeforeChunkingSize = 2048
+
+	// rstAvoidanceDelay bounds the wait for the client's close after a
+	// connection is shut down with request bytes possibly unread.
+	rstAvoidanceDelay = 500 * time.Millisecond
+)
+
+// Per-connection buffers, shared through pools as in net/http.
+var (
+	bufioReaderPool sync.Pool // *bufio.Reader, 4 KiB
+	bufioWriterPool sync.Pool // *bufio.Writer, 4 KiB
+	respBufPool     = sync.Pool{New: func() any { return new([bufferBeforeChunkingSize]byte) }}
+	copyBufPool     = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+)
+
+func newBufioReader(r io.Reader) *bufio.Reader {
+	if v := bufioReaderPool.Get(); v != nil {
+		br := v.(*bufio.Reader)
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, 4<<10)
+}
+
+func newBufioWriter(w io.Writer) *bufio.Writer {
+	if v := bufioWriterPool.Get(); v != nil {
+		bw := v.(*bufio.Writer)
+		bw.Reset(w)
+		return bw
+	}
+	return bufio.NewWriterSize(w, 4<<10)
+}
+
+// h1conn is the HTTP/1 state of one connection. It is owned by the
+// connection's goroutine unless a field comment says otherwise.
+type h1conn struct {
+	c   *conn   // immutable
+	srv *Server // immutable
+	rwc net.Conn
+
+	cr   connReader    // between bufr and rwc; see connReader
+	bufr *bufio.Reader // nil once released
+	bufw *bufio.Writer // writes through connErrorWriter; nil once released
+
+	// cancel cancels the connection context, and with it every request
+	// context. Safe for concurrent use.
+	cancel context.CancelFunc
+
+	// werr records that a write to rwc failed. Written by whichever
+	// goroutine writes the response.
+	werr atomic.Bool
+
+	// cur is the response in progress, for the background read. Set and
+	// cleared by the owner, read by the background read.
+	cur atomic.Pointer[response]
+
+	// hijackMu serialises Hijack calls.
+	hijackMu sync.Mutex
+
+	lastPOST bool // the previous request was a POST
+
+	// readDeadline is set when a read deadline may be in force on rwc,
+	// so that clearing one that is not costs nothing.
+	readDeadline atomic.Bool
+
+	respBuf *[bufferBeforeChunkingSize]byte // the response buffer; nil once released
+	head    headSnapshot                    // the header snapshot of the current response
+	scratch [32]byte                        // chunk sizes, status codes
+}
+
+// connErrorWriter writes to the connection, notes the first write error and
+// cancels the connection context when one happens.
+type connErrorWriter struct{ h *h1conn }
+
+func (w connErrorWriter) Write(p []byte) (int, error) {
+	n, err := w.h.rwc.Write(p)
+	if err != nil && !w.h.werr.Swap(true) {
+		w.h.cancel()
+	}
+	return n, err
+}
+
+// serveHTTP1 serves HTTP/1.x requests on the connection until it must be
+// closed. The caller closes rwc afterwards unless the connection was
+// hijacked.
 func (c *conn) serveHTTP1(ctx context.Context) {
-	c.rwc.Write([]byte("HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n505 HTTP Version Not Supported: HTTP/1.1 is not served yet\n"))
+	if c.tlsState == nil {
+		if cs, ok := c.rwc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+			st := cs.ConnectionState()
+			c.tlsState = &st
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	h := &h1conn{c: c, srv: c.srv, rwc: c.rwc, cancel: cancel}
+	h.cr.init(h)
+	h.bufr = newBufioReader(&h.cr)
+	h.bufw = newBufioWriter(connErrorWriter{h})
+	h.respBuf = respBufPool.Get().(*[bufferBeforeChunkingSize]byte)
+	defer func() {
+		if v := recover(); v != nil {
+			h.handlerPanicked(v)
+		}
+		h.release()
+	}()
+	h.serve(ctx)
+}
+
+// release returns the buffers to their pools, flushing what is buffered,
+// unless a handler hijacked the connection and took them.
+func (h *h1conn) release() {
+	h.cr.stop()
+	if h.c.hijacked.Load() {
+		return
+	}
+	if h.bufw != nil {
+		h.bufw.Flush()
+		h.bufw.Reset(nil)
+		bufioWriterPool.Put(h.bufw)
+		h.bufw = nil
+	}
+	if h.bufr != nil {
+		h.bufr.Reset(nil)
+		bufioReaderPool.Put(h.bufr)
+		h.bufr = nil
+	}
+	if h.respBuf != nil {
+		respBufPool.Put(h.respBuf)
+		h.respBuf = nil
+	}
+}
+
+// handlerPanicked cleans up after a handler panic as net/http does: the
+// request is cancelled and the bytes that reached the connection buffer are
+// flushed (release does that), and the connection is then closed.
+func (h *h1conn) handlerPanicked(v any) {
+	h.c.logPanic(v, "http")
+	if w := h.cur.Load(); w != nil {
+		w.cancelCtx()
+		w.disableWriteContinue()
+		if w.body != nil {
+			w.body.Close()
+		}
+		w.handlerDone.Store(true)
+	}
+}
+
+func (h *h1conn) setReadDeadline(t time.Time) {
+	if t.IsZero() && !h.readDeadline.Load() {
+		return
+	}
+	h.readDeadline.Store(!t.IsZero())
+	h.rwc.SetReadDeadline(t)
+}
+
+// serve is the request loop.
+func (h *h1conn) serve(ctx context.Context) {
+	c, srv := h.c, h.srv
+	if d := srv.readHeaderTimeout(); d > 0 {
+		h.setReadDeadline(time.Now().Add(d))
+	}
+	for {
+		w, err := h.readRequest(ctx)
+		if err != nil {
+			h.writeRequestError(err)
+			return
+		}
+		req := w.req
+
+		if hasToken(headerGet(req.Header, "Expect"), "100-continue") {
+			if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
+				w.expectContinue = true
+				w.canWriteContinue.Store(true)
+			}
+		} else if headerGet(req.Header, "Expect") != "" {
+			w.sendExpectationFailed()
+			return
+		}
+
+		h.cur.Store(w)
+		if w.body == nil {
+			h.cr.startBackgroundRead()
+		}
+		srv.handler(req).ServeHTTP(w, req)
+		w.cancelCtx()
+		if c.hijacked.Load() {
+			h.cr.release()
+			return
+		}
+		w.finishRequest()
+		if srv.WriteTimeout > 0 || w.setWriteDeadline {
+			h.rwc.SetWriteDeadline(time.Time{})
+		}
+		if !w.shouldReuseConnection() {
+			if w.bodyLimitHit || w.closedBodyEarly {
+				h.closeWriteAndWait()
+			}
+			return
+		}
+		c.setH1State(http.StateIdle, w.now.Unix(), runHooks)
+		h.cur.Store(nil)
+
+		if !srv.doKeepAlives() {
+			return
+		}
+		if !h.waitNextRequest() {
+			return
+		}
+	}
+}
+
+// waitNextRequest waits, under the idle timeout, until the first bytes of
+// the next request arrive, then starts the header timeout, and reports
+// whether a request may follow.
+func (h *h1conn) waitNextRequest() bool {
+	srv := h.srv
+	if h.bufr.Buffered() > 0 {
+		// A pipelined request is here already.
+		h.cr.abortPendingRead()
+	}
+	idle := srv.idleTimeout()
+	if idle > 0 {
+		h.setReadDeadline(time.Now().Add(idle))
+	} else {
+		h.setReadDeadline(time.Time{})
+	}
+	// Otherwise a background read still waiting is the wait for the next
+	// request: it finishes under the idle deadline, without the two
+	// deadline changes that aborting it costs.
+	if err := h.cr.waitBackgroundRead(); err != nil {
+		return false
+	}
+	if _, err := h.bufr.Peek(4); err != nil {
+		return false
+	}
+	if d := srv.readHeaderTimeout(); d > 0 {
+		h.setReadDeadline(time.Now().Add(d))
+	} else {
+		h.setReadDeadline(time.Time{})
+	}
+	return true
+}
+
+// readRequest reads the next request and prepares its response.
+func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
+	srv := h.srv
+	var wholeReqDeadline time.Time
+	if d := srv.ReadTimeout; d > 0 {
+		wholeReqDeadline = time.Now().Add(d)
+	}
+	if h.lastPOST {
+		// RFC 9112 §2.2 tolerance for old clients that send CRLF after a
+		// POST body.
+		skipLeadingCRLF(h.bufr, 4)
+	}
+	req, f, consumed, err := readRequest(h.bufr, srv.maxHeaderBytes())
+	if d := srv.WriteTimeout; d > 0 {
+		h.rwc.SetWriteDeadline(time.Now().Add(d))
+	}
+	now := time.Now()
+	if consumed > 0 {
+		// Recorded before the hook runs, and checked against a racing
+		// closeIdleConns below.
+		h.c.setH1State(http.StateActive, now.Unix(), runHooks)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tooManyHeaderValues(req, srv.maxHeaderValueCount()) {
+		return nil, &requestError{code: http.StatusRequestHeaderFieldsTooLarge}
+	}
+	if srv.shuttingDown() || srv.disableKeepAlives.Load() {
+		// closeIdleConns may have seen the connection idle just before
+		// it became active, and closed it. Either it did, and the
+		// request cannot be answered, or it never will.
+		if !srv.connTracked(h.c) {
+			return nil, io.EOF
+		}
+	}
+	h.lastPOST = req.Method == http.MethodPost
+
+	rctx, cancel := context.WithCancel(ctx)
+	// WithContext is inlined and its copy does not escape: the request
+	// keeps its address and no second Request is allocated.
+	*req = *req.WithContext(rctx)
+	req.RemoteAddr = h.c.remoteAddr
+	req.TLS = h.c.tlsState
+
+	h.setReadDeadline(wholeReqDeadline)
+
+	w := &response{
+		h:             h,
+		req:           req,
+		cancelCtx:     cancel,
+		contentLength: -1,
+		now:           now,
+		isHEAD:        req.Method == http.MethodHead,
+		is11:          req.ProtoAtLeast(1, 1),
+		// Captured before the handler runs and can change req.Header.
+		wants10KeepAlive: req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(headerGet(req.Header, "Connection"), "keep-alive"),
+		wantsClose:       req.Close || hasToken(headerGet(req.Header, "Connection"), "close"),
+		closeAfterReply:  f.forceClose,
+	}
+	if req.ProtoMajor == 2 && req.Method == "PRI" && req.RequestURI == "*" {
+		w.closeAfterReply = true
+	}
+	w.buf = h.respBuf[:0]
+	if b, ok := newBody(h.bufr, req, f).(*body); ok {
+		w.body = b
+		w.rb.w = w
+		req.Body = &w.rb
+	} else {
+		req.Body = http.NoBody
+	}
+	return w, nil
+}
+
+// tooManyHeaderValues reports whether the request head had more than max
+// field lines, counting the Host line the parser removed. Go 1.27's
+// net/http answers that with 431. (Go 1.27 also counts trailer lines; the
+// parser would have to do that.)
+func tooManyHeaderValues(req *http.Request, max int) bool {
+	n := 0
+	if req.Host != "" {
+		n++
+	}
+	for _, vv := range req.Header {
+		n += len(vv)
+	}
+	return n > max
+}
+
+// headerGet returns the first value of key, which must be canonical,
+// like net/http's unexported Header.get.
+func headerGet(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// errorHeaders ends the head of the error responses the server writes
+// itself.
+const errorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+
+// writeRequestError answers a request that could not be read, with net/http's
+// exact bytes, straight to the connection; read errors get no answer.
+func (h *h1conn) writeRequestError(err error) {
+	re, ok := err.(*requestError)
+	if !ok {
+		if isCommonNetReadError(err) {
+			return
+		}
+		re = &requestError{code: http.StatusBadRequest}
+	}
+	var b []byte
+	switch re.code {
+	case http.StatusRequestHeaderFieldsTooLarge:
+		const publicErr = "431 Request Header Fields Too Large"
+		b = append(b, "HTTP/1.1 "+publicErr+errorHeaders+publicErr...)
+		h.rwc.Write(b)
+		h.closeWriteAndWait()
+		return
+	case http.StatusNotImplemented:
+		// The transfer coding is not echoed, so that it cannot be used
+		// for cross-site scripting.
+		b = append(b, "HTTP/1.1 501 Not Implemented"+errorHeaders+"Unsupported transfer encoding"...)
+	default:
+		status := strconv.Itoa(re.code) + " " + http.StatusText(re.code)
+		if re.text != "" {
+			status += ": " + re.text
+		}
+		b = append(b, "HTTP/1.1 "...)
+		b = append(b, status...)
+		b = append(b, errorHeaders...)
+		b = append(b, status...)
+	}
+	h.rwc.Write(b)
+}
+
+// isCommonNetReadError reports whether err is what a read gives when the
+// client went away or was too slow: no answer is written then.
+func isCommonNetReadError(err error) bool {
+	if err == io.EOF {
+		return true
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return true
+	}
+	if oe, ok := err.(*net.OpError); ok && oe.Op == "read" {
+		return true
+	}
+	return false
+}
+
+// closeWriteAndWait flushes the response, half-closes the connection and
+// then waits, up to rstAvoidanceDelay, for the client to close its side,
+// so that unread request bytes do not make the kernel reset the connection
+// before the client has read the response. net/http sleeps for the whole
+// delay; reading returns as soon as the client is done.
+func (h *h1conn) closeWriteAndWait() {
+	if h.bufw != nil {
+		h.bufw.Flush()
+	}
+	if cw, ok := h.rwc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	h.rwc.SetReadDeadline(time.Now().Add(rstAvoidanceDelay))
+	buf := copyBufPool.Get().(*[32 << 10]byte)
+	defer copyBufPool.Put(buf)
+	for {
+		if _, err := h.rwc.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+// hasToken reports whether token, ASCII only, appears in the header value v
+// as a whole element, compared without case, as net/http's hasToken does.
+func hasToken(v, token string) bool {
+	if len(token) > len(v) || token == "" {
+		return false
+	}
+	if v == token {
+		return true
+	}
+	for sp := 0; sp <= len(v)-len(token); sp++ {
+		if b := v[sp]; b != token[0] && b|0x20 != token[0] {
+			continue
+		}
+		if sp > 0 && !isTokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end != len(v) && !isTokenBoundary(v[end]) {
+			continue
+		}
+		if asciiEqualFold(v[sp:sp+len(token)], token) {
+			return true
+		}
+	}
+	return false
+}
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
+
+func asciiEqualFold(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		a, b := s[i], t[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+// connReader sits between the connection's bufio.Reader and rwc. While a
+// handler runs and the request body has been read to its end, it keeps a
+// 1-byte read pending on rwc in the background, so that a client that goes
+// away cancels the request context (and fires CloseNotify). A byte that
+// arrives is a pipelined request: it is kept for the next Read and cancels
+// nothing. This is net/http's design.
+type connReader struct {
+	h   *h1conn
+	rwc net.Conn
+
+	// mu guards the fields below it; cond signals the end of a
+	// background read.
+	mu       sync.Mutex
+	cond     sync.Cond
+	released bool // the hijacking handler returned: reads pass through
+	inRead   bool // a Read, in the background or not, is under way
+	bgRead   bool // the read under way is the background read
+	aborted  bool // abortPendingRead set a past deadline
+	hasByte  bool
+	byteBuf  [1]byte
+	bgErr    error         // the error that ended the last background read
+	bgStart  chan struct{} // starts a background read in readLoop; created lazily
+	stopped  bool          // bgStart is closed
+}
+
+func (cr *connReader) init(h *h1conn) {
+	cr.h = h
+	cr.rwc = h.rwc
+	cr.cond.L = &cr.mu
+}
+
+// startBackgroundRead starts the background read. Called by the owner, or
+// by whichever goroutine read the request body to its end.
+func (cr *connReader) startBackgroundRead() {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if cr.inRead {
+		panic("invalid concurrent Body.Read call")
+	}
+	if cr.hasByte || cr.released {
+		return
+	}
+	if cr.stopped {
+		return
+	}
+	cr.inRead, cr.bgRead = true, true
+	if cr.h.readDeadline.Swap(false) {
+		cr.rwc.SetReadDeadline(time.Time{})
+	}
+	if cr.bgStart == nil {
+		// One goroutine per connection serves every background read,
+		// instead of one per request.
+		cr.bgStart = make(chan struct{}, 1)
+		go cr.readLoop(cr.bgStart)
+	}
+	cr.bgStart <- struct{}{} // never blocks: one read at a time
+}
+
+// readLoop runs the background reads until stop closes start.
+func (cr *connReader) readLoop(start <-chan struct{}) {
+	for range start {
+		cr.backgroundRead()
+	}
+}
+
+// stop ends readLoop once the read under way, if any, is over. No
+// background read starts afterwards.
+func (cr *connReader) stop() {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if !cr.stopped {
+		cr.stopped = true
+		if cr.bgStart != nil {
+			close(cr.bgStart)
+		}
+	}
+}
+
+func (cr *connReader) backgroundRead() {
+	n, err := cr.rwc.Read(cr.byteBuf[:])
+	cr.mu.Lock()
+	if n == 1 {
+		cr.hasByte = true
+	}
+	if ne, ok := err.(net.Error); ok && cr.aborted && ne.Timeout() {
+		// Stopped by abortPendingRead.
+	} else if err != nil {
+		cr.bgErr = err
+		cr.handleReadErrorLocked()
+	}
+	cr.aborted = false
+	cr.inRead, cr.bgRead = false, false
+	cr.mu.Unlock()
+	cr.cond.Broadcast()
+}
+
+// abortPendingRead stops a background read and waits for it to end.
+func (cr *connReader) abortPendingRead() {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if !cr.bgRead {
+		return
+	}
+	cr.aborted = true
+	cr.rwc.SetReadDeadline(time.Unix(1, 0))
+	for cr.bgRead {
+		cr.cond.Wait()
+	}
+	cr.rwc.SetReadDeadline(time.Time{})
+}
+
+// waitBackgroundRead waits for a background read to end, and returns the
+// error that ended it, if any.
+func (cr *connReader) waitBackgroundRead() error {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	for cr.bgRead {
+		cr.cond.Wait()
+	}
+	err := cr.bgErr
+	cr.bgErr = nil
+	return err
+}
+
+// release makes reads pass straight through, once a handler that
+// hijacked the connection has returned.
+func (cr *connReader) release() {
+	cr.mu.Lock()
+	cr.released = true
+	cr.mu.Unlock()
+}
+
+// handleReadErrorLocked cancels the connection (and so the request) when
+// a read from the client fails. It requires that cr.mu is held.
+func (cr *connReader) handleReadErrorLocked() {
+	if cr.released {
+		return
+	}
+	cr.h.cancel()
+	if w := cr.h.cur.Load(); w != nil {
+		w.closeNotify()
+	}
+}
+
+func (cr *connReader) Read(p []byte) (int, error) {
+	cr.mu.Lock()
+	if cr.released {
+		cr.mu.Unlock()
+		return cr.rwc.Read(p)
+	}
+	if cr.inRead {
+		cr.mu.Unlock()
+		if cr.h.c.hijacked.Load() {
+			panic("invalid Body.Read call. After hijacked, the original Request must not be used")
+		}
+		panic("invalid concurrent Body.Read call")
+	}
+	if len(p) == 0 {
+		cr.mu.Unlock()
+		return 0, nil
+	}
+	if cr.hasByte {
+		p[0] = cr.byteBuf[0]
+		cr.hasByte = false
+		cr.mu.Unlock()
+		return 1, nil
+	}
+	cr.inRead = true
+	cr.mu.Unlock()
+	n, err := cr.rwc.Read(p)
+	cr.mu.Lock()
+	cr.inRead = false
+	if err != nil {
+		cr.handleReadErrorLocked()
+	}
+	cr.mu.Unlock()
+	cr.cond.Broadcast()
+	return n, err
 }

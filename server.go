@@ -101,9 +101,9 @@ type Server struct {
 
 	// MaxHeaderValueCount controls the maximum number of header values the
 	// server is willing to parse from an HTTP/1 request; a request with more
-	// is rejected with 400 Bad Request. Zero or negative means
-	// DefaultMaxHeaderValueCount. Go 1.27 added this field to net/http;
-	// httpsrv enforces it on every Go release.
+	// is rejected with 431 Request Header Fields Too Large, as in Go 1.27.
+	// Zero or negative means DefaultMaxHeaderValueCount. Go 1.27 added this
+	// field to net/http; httpsrv enforces it on every Go release.
 	MaxHeaderValueCount int
 
 	// TLSNextProto optionally specifies a function to take over ownership of

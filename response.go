@@ -1,0 +1,996 @@
+package httpsrv
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"path"
+	"reflect"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// response is the http.ResponseWriter of an HTTP/1 request. Its behaviour
+// is that of net/http's: see nethttp-behaviour.md §4.8.
+//
+// A write goes handler → buf (2048 bytes) → chunk layer (writeHead
+// finalises the head; chunk framing) → the connection's 4 KiB writer →
+// rwc. net/http has one more layer and a bufio.Writer per response; here
+// the response buffer belongs to the connection.
+type response struct {
+	h         *h1conn
+	req       *http.Request
+	body      *body       // the request body; nil if there is none
+	rb        requestBody // req.Body when body is not nil
+	cancelCtx func()      // cancels the request context
+	now       time.Time   // when the request head was read
+
+	handlerHeader http.Header // created on the first Header call
+
+	wroteHeader     bool // a non-1xx status has been (logically) written
+	headerSent      bool // the head has been written to the connection
+	status          int
+	contentLength   int64 // declared, or -1
+	written         int64 // body bytes the handler wrote
+	chunking        bool
+	closeAfterReply bool
+	fullDuplex      bool
+	isHEAD          bool
+	is11            bool // the request is HTTP/1.1 or later
+
+	wants10KeepAlive bool // HTTP/1.0 with "Connection: keep-alive"
+	wantsClose       bool // the request asked to close
+	expectContinue   bool // the body read sends 100 Continue first
+
+	bodyLimitHit     bool // the unread body was too big to discard
+	closedBodyEarly  bool // the body was not read to its end in time
+	setWriteDeadline bool // the handler set a write deadline
+
+	trailers []string // declared trailer keys
+
+	buf []byte // the response buffer; nil after a hijack
+	err error  // sticky error of the buffer layer
+
+	handlerDone atomic.Bool
+
+	// writeContinueMu is held while 100 Continue is written;
+	// canWriteContinue says it still may be.
+	writeContinueMu  sync.Mutex
+	canWriteContinue atomic.Bool
+
+	// closeNotifyMu guards the fields below it.
+	closeNotifyMu        sync.Mutex
+	closeNotifyCh        chan bool
+	closeNotifyTriggered bool
+}
+
+// requestBody is Request.Body: the parser's body, plus the automatic
+// 100 Continue on the first read and the start of the background read at
+// the end of the body. It lives inside the response, so that it costs no
+// allocation.
+type requestBody struct {
+	w      *response
+	closed atomic.Bool
+	eof    atomic.Bool
+}
+
+func (rb *requestBody) Read(p []byte) (int, error) {
+	if rb.closed.Load() {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	w := rb.w
+	if w.canWriteContinue.Load() {
+		w.writeContinueMu.Lock()
+		if w.canWriteContinue.Load() {
+			w.h.bufw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			w.h.bufw.Flush()
+			w.canWriteContinue.Store(false)
+		}
+		w.writeContinueMu.Unlock()
+	}
+	n, err := w.body.Read(p)
+	if err == io.EOF {
+		rb.sawEOF()
+	}
+	return n, err
+}
+
+// sawEOF records that the body reached its end, and starts the background
+// read the first time.
+func (rb *requestBody) sawEOF() {
+	if !rb.eof.Swap(true) {
+		rb.w.h.cr.startBackgroundRead()
+	}
+}
+
+func (rb *requestBody) Close() error {
+	rb.closed.Store(true)
+	return rb.w.body.Close()
+}
+
+// Compile-time checks of the interfaces handlers and
+// http.ResponseController look for.
+var (
+	_ http.ResponseWriter = (*response)(nil)
+	_ http.Flusher        = (*response)(nil)
+	_ http.Hijacker       = (*response)(nil)
+	//lint:ignore SA1019 CloseNotifier is deprecated but still supported, as in net/http.
+	_ http.CloseNotifier = (*response)(nil)
+	_ io.ReaderFrom      = (*response)(nil)
+	_ io.StringWriter    = (*response)(nil)
+)
+
+// errResponseDone is returned by writes to a response whose handler has
+// returned. (net/http writes into a buffer another response may be
+// using by then.)
+var errResponseDone = errors.New("httpsrv: write to a response after its handler returned")
+
+// Header returns the header map that WriteHeader sends.
+func (w *response) Header() http.Header {
+	if w.handlerHeader == nil {
+		w.handlerHeader = make(http.Header)
+	}
+	return w.handlerHeader
+}
+
+// pkgFuncPrefix is the prefix of this package's function names.
+var pkgFuncPrefix = reflect.TypeFor[response]().PkgPath() + "."
+
+// relevantCaller returns the first caller outside net/http and this
+// package (tests of this package count as callers).
+func relevantCaller() runtime.Frame {
+	pc := make([]uintptr, 16)
+	n := runtime.Callers(1, pc)
+	frames := runtime.CallersFrames(pc[:n])
+	var frame runtime.Frame
+	for {
+		f, more := frames.Next()
+		frame = f
+		inPkg := strings.HasPrefix(f.Function, pkgFuncPrefix) && !strings.HasSuffix(f.File, "_test.go")
+		if !inPkg && !strings.HasPrefix(f.Function, "net/http.") {
+			return f
+		}
+		if !more {
+			return frame
+		}
+	}
+}
+
+func (w *response) logCaller(format string) {
+	caller := relevantCaller()
+	w.h.srv.logf(format, caller.Function, path.Base(caller.File), caller.Line)
+}
+
+// WriteHeader sends the response head with the status code, as net/http's
+// does; an invalid code panics.
+func (w *response) WriteHeader(code int) {
+	if w.h.c.hijacked.Load() {
+		w.logCaller("http: response.WriteHeader on hijacked connection from %s (%s:%d)")
+		return
+	}
+	if w.wroteHeader {
+		w.logCaller("http: superfluous response.WriteHeader call from %s (%s:%d)")
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code < 101 || code > 199 {
+		w.disableWriteContinue()
+	}
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		// RFC 9110 §15.2: no 1xx to an HTTP/1.0 client (net/http sends
+		// them).
+		if !w.is11 {
+			return
+		}
+		bw := w.h.bufw
+		w.writeStatusLine(bw, code)
+		w.handlerHeader.WriteSubset(bw, excludedHeadersNoBody)
+		bw.WriteString("\r\n")
+		bw.Flush()
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	// The snapshot comes first: like net/http's clone, it keeps an
+	// invalid Content-Length that is deleted below.
+	w.h.head.take(w)
+	if cl := headerGet(w.handlerHeader, "Content-Length"); cl != "" {
+		v, err := strconv.ParseInt(cl, 10, 64)
+		if err == nil && v >= 0 {
+			w.contentLength = v
+		} else {
+			w.h.srv.logf("http: invalid Content-Length of %q", cl)
+			w.handlerHeader.Del("Content-Length")
+		}
+	}
+}
+
+var excludedHeadersNoBody = map[string]bool{"Content-Length": true, "Transfer-Encoding": true}
+
+func (w *response) writeStatusLine(bw *bufio.Writer, code int) {
+	if w.is11 {
+		bw.WriteString("HTTP/1.1 ")
+	} else {
+		bw.WriteString("HTTP/1.0 ")
+	}
+	bw.Write(strconv.AppendInt(w.h.scratch[:0], int64(code), 10))
+	if text := http.StatusText(code); text != "" {
+		bw.WriteByte(' ')
+		bw.WriteString(text)
+	} else {
+		bw.WriteString(" status code ")
+		bw.Write(strconv.AppendInt(w.h.scratch[:0], int64(code), 10))
+	}
+	bw.WriteString("\r\n")
+}
+
+func (w *response) disableWriteContinue() {
+	w.writeContinueMu.Lock()
+	w.canWriteContinue.Store(false)
+	w.writeContinueMu.Unlock()
+}
+
+func bodyAllowedForStatus(status int) bool {
+	switch {
+	case status >= 100 && status <= 199, status == 204, status == 304:
+		return false
+	}
+	return true
+}
+
+// Write writes the data as part of the response body.
+func (w *response) Write(p []byte) (int, error) { return w.write(len(p), p, "") }
+
+// WriteString writes s as part of the response body.
+func (w *response) WriteString(s string) (int, error) { return w.write(len(s), nil, s) }
+
+func (w *response) write(n int, p []byte, s string) (int, error) {
+	if w.h.c.hijacked.Load() {
+		if n > 0 {
+			w.logCaller("http: response.Write on hijacked connection from %s (%s:%d)")
+		}
+		return 0, http.ErrHijacked
+	}
+	if w.handlerDone.Load() {
+		return 0, errResponseDone
+	}
+	if w.canWriteContinue.Load() {
+		w.disableWriteContinue()
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if !bodyAllowedForStatus(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	w.written += int64(n)
+	if w.contentLength != -1 && w.written > w.contentLength {
+		return 0, http.ErrContentLength
+	}
+	if p != nil {
+		return w.bufWrite(p)
+	}
+	return w.bufWriteString(s)
+}
+
+// bufWrite writes p to the response buffer, the way bufio.Writer does: a
+// write too big for an empty buffer goes straight to the chunk layer.
+func (w *response) bufWrite(p []byte) (int, error) {
+	nn := 0
+	for len(p) > cap(w.buf)-len(w.buf) && w.err == nil {
+		var n int
+		if len(w.buf) == 0 {
+			n, w.err = w.chunkWrite(p)
+		} else {
+			n = copy(w.buf[len(w.buf):cap(w.buf)], p)
+			w.buf = w.buf[:len(w.buf)+n]
+			w.flushBuf()
+		}
+		nn += n
+		p = p[n:]
+	}
+	if w.err != nil {
+		return nn, w.err
+	}
+	n := copy(w.buf[len(w.buf):cap(w.buf)], p)
+	w.buf = w.buf[:len(w.buf)+n]
+	return nn + n, nil
+}
+
+func (w *response) bufWriteString(s string) (int, error) {
+	nn := 0
+	for len(s) > cap(w.buf)-len(w.buf) && w.err == nil {
+		n := copy(w.buf[len(w.buf):cap(w.buf)], s)
+		w.buf = w.buf[:len(w.buf)+n]
+		w.flushBuf()
+		nn += n
+		s = s[n:]
+	}
+	if w.err != nil {
+		return nn, w.err
+	}
+	n := copy(w.buf[len(w.buf):cap(w.buf)], s)
+	w.buf = w.buf[:len(w.buf)+n]
+	return nn + n, nil
+}
+
+// flushBuf passes the response buffer to the chunk layer.
+func (w *response) flushBuf() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n, err := w.chunkWrite(w.buf)
+	if n < len(w.buf) && err == nil {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		if n > 0 && n < len(w.buf) {
+			copy(w.buf, w.buf[n:])
+		}
+		w.buf = w.buf[:len(w.buf)-n]
+		w.err = err
+		return err
+	}
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// chunkWrite writes p to the connection, after the head, in a chunk when
+// chunking. A failed write closes the connection.
+func (w *response) chunkWrite(p []byte) (n int, err error) {
+	if !w.headerSent {
+		w.writeHead(p)
+	}
+	if w.isHEAD {
+		return len(p), nil
+	}
+	bw := w.h.bufw
+	if w.chunking {
+		b := strconv.AppendInt(w.h.scratch[:0], int64(len(p)), 16)
+		b = append(b, '\r', '\n')
+		if _, err = bw.Write(b); err != nil {
+			w.h.rwc.Close()
+			return 0, err
+		}
+	}
+	n, err = bw.Write(p)
+	if w.chunking && err == nil {
+		_, err = bw.WriteString("\r\n")
+	}
+	if err != nil {
+		w.h.rwc.Close()
+	}
+	return n, err
+}
+
+// chunkFlush writes the head if needed and flushes the connection writer.
+func (w *response) chunkFlush() error {
+	if !w.headerSent {
+		w.writeHead(nil)
+	}
+	return w.h.bufw.Flush()
+}
+
+// Flush sends any buffered data to the client.
+func (w *response) Flush() { w.FlushError() }
+
+// FlushError sends any buffered data to the client and returns the first
+// error. http.ResponseController.Flush calls it.
+func (w *response) FlushError() error {
+	if w.h.c.hijacked.Load() {
+		return http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	err := w.flushBuf()
+	if e2 := w.chunkFlush(); err == nil {
+		err = e2
+	}
+	return err
+}
+
+// SetReadDeadline sets the connection's read deadline, for
+// http.ResponseController.
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.h.readDeadline.Store(true)
+	return w.h.rwc.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the connection's write deadline, for
+// http.ResponseController.
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.setWriteDeadline = true
+	return w.h.rwc.SetWriteDeadline(t)
+}
+
+// EnableFullDuplex lets the handler read the request body after it has
+// started the response, for http.ResponseController.
+func (w *response) EnableFullDuplex() error {
+	w.fullDuplex = true
+	return nil
+}
+
+// writerOnly hides a writer's ReadFrom method from io.Copy.
+type writerOnly struct{ io.Writer }
+
+// ReadFrom copies src into the response. On a plaintext TCP connection,
+// past the first 512 bytes, a response that is neither chunked nor HEAD is
+// sent with the connection's own ReadFrom (sendfile, splice), as in
+// net/http; on TLS everything goes through the buffers.
+func (w *response) ReadFrom(src io.Reader) (n int64, err error) {
+	bufp := copyBufPool.Get().(*[32 << 10]byte)
+	defer copyBufPool.Put(bufp)
+	buf := bufp[:]
+	rf, ok := w.h.rwc.(io.ReaderFrom)
+	if !ok || w.h.c.tlsState != nil || w.h.c.hijacked.Load() {
+		return io.CopyBuffer(writerOnly{w}, src, buf)
+	}
+	const sniffLen = 512
+	if !w.headerSent {
+		n0, err := io.CopyBuffer(writerOnly{w}, io.LimitReader(src, sniffLen), buf)
+		n += n0
+		if err != nil || n0 < sniffLen {
+			return n, err
+		}
+	}
+	w.flushBuf()
+	w.chunkFlush()
+	if !w.chunking && bodyAllowedForStatus(w.status) && !w.isHEAD {
+		n0, err := rf.ReadFrom(src)
+		n += n0
+		w.written += n0
+		if err != nil && !w.h.werr.Swap(true) {
+			w.h.cancel()
+		}
+		return n, err
+	}
+	n0, err := io.CopyBuffer(writerOnly{w}, src, buf)
+	return n + n0, err
+}
+
+// Hijack lets the handler take over the connection, as net/http's does:
+// both deadlines are cleared, and the returned reader holds any bytes the
+// client pipelined.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.handlerDone.Load() {
+		panic("net/http: Hijack called after ServeHTTP finished")
+	}
+	w.disableWriteContinue()
+	h := w.h
+	h.hijackMu.Lock()
+	defer h.hijackMu.Unlock()
+	if h.c.hijacked.Load() {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.wroteHeader {
+		w.chunkFlush()
+	}
+	h.cr.abortPendingRead()
+	h.cr.stop()
+	h.c.hijacked.Store(true)
+	rwc := h.rwc
+	rwc.SetDeadline(time.Time{})
+	h.cr.mu.Lock()
+	hasByte := h.cr.hasByte
+	h.cr.mu.Unlock()
+	if hasByte {
+		if _, err := h.bufr.Peek(h.bufr.Buffered() + 1); err != nil {
+			return nil, nil, fmt.Errorf("unexpected Peek failure reading buffered byte: %v", err)
+		}
+	}
+	h.bufw.Reset(rwc)
+	rw := bufio.NewReadWriter(h.bufr, h.bufw)
+	h.c.setState(http.StateHijacked, runHooks)
+	w.buf = nil
+	if h.respBuf != nil {
+		respBufPool.Put(h.respBuf)
+		h.respBuf = nil
+	}
+	return rwc, rw, nil
+}
+
+// CloseNotify returns a channel that receives true when the client goes
+// away.
+//
+// Deprecated: use the request context. It is kept because
+// http.CloseNotifier still is.
+func (w *response) CloseNotify() <-chan bool {
+	w.closeNotifyMu.Lock()
+	defer w.closeNotifyMu.Unlock()
+	if w.handlerDone.Load() {
+		panic("net/http: CloseNotify called after ServeHTTP finished")
+	}
+	if w.closeNotifyCh == nil {
+		w.closeNotifyCh = make(chan bool, 1)
+		if w.closeNotifyTriggered {
+			w.closeNotifyCh <- true
+		}
+	}
+	return w.closeNotifyCh
+}
+
+func (w *response) closeNotify() {
+	w.closeNotifyMu.Lock()
+	defer w.closeNotifyMu.Unlock()
+	if w.closeNotifyTriggered {
+		return
+	}
+	w.closeNotifyTriggered = true
+	if w.closeNotifyCh != nil {
+		w.closeNotifyCh <- true
+	}
+}
+
+// sendExpectationFailed answers an Expect other than 100-continue.
+func (w *response) sendExpectationFailed() {
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(http.StatusExpectationFailed)
+	w.finishRequest()
+}
+
+// finishRequest completes the response after the handler returned.
+func (w *response) finishRequest() {
+	w.handlerDone.Store(true)
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.flushBuf()
+	w.closeChunks()
+	w.h.bufw.Flush()
+	if w.body != nil {
+		if !w.closeAfterReply && !w.rb.closed.Load() && !w.rb.eof.Load() && !w.body.sawEOF() {
+			// net/http's body.Close with early close: at most 256 KiB
+			// more is read for the next request.
+			if rem := w.body.remaining(); rem > maxPostHandlerReadBytes || !w.body.drain(maxPostHandlerReadBytes) {
+				w.closedBodyEarly = true
+			}
+		}
+		w.body.Close()
+	}
+	if w.req.MultipartForm != nil {
+		w.req.MultipartForm.RemoveAll()
+	}
+	w.buf = nil
+}
+
+// closeChunks writes the head if needed, and the last chunk with the
+// trailers when chunking.
+func (w *response) closeChunks() {
+	if !w.headerSent {
+		w.writeHead(nil)
+	}
+	if !w.chunking {
+		return
+	}
+	bw := w.h.bufw
+	bw.WriteString("0\r\n")
+	if t := w.finalTrailers(); t != nil {
+		t.Write(bw)
+	}
+	bw.WriteString("\r\n")
+}
+
+// finalTrailers returns the trailers the handler set, read after it
+// returned: the declared keys and the TrailerPrefix ones.
+func (w *response) finalTrailers() http.Header {
+	var t http.Header
+	for k, vv := range w.handlerHeader {
+		if kk, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			if t == nil {
+				t = make(http.Header)
+			}
+			t[kk] = vv
+		}
+	}
+	for _, k := range w.trailers {
+		if t == nil {
+			t = make(http.Header)
+		}
+		for _, v := range w.handlerHeader[k] {
+			t.Add(k, v)
+		}
+	}
+	return t
+}
+
+// shouldReuseConnection reports whether the connection may serve another
+// request. Call it only after the handler returned.
+func (w *response) shouldReuseConnection() bool {
+	if w.closeAfterReply {
+		return false
+	}
+	if !w.isHEAD && w.contentLength != -1 && bodyAllowedForStatus(w.status) && w.contentLength != w.written {
+		return false
+	}
+	if w.h.werr.Load() {
+		return false
+	}
+	return !w.closedBodyEarly
+}
+
+// The header fields whose handler values writeHead may drop.
+const (
+	hkConnection = iota
+	hkContentLength
+	hkContentType
+	hkTransferEncoding
+	numHeaderKeys
+)
+
+var headerKeyIndex = map[string]int{
+	"Connection":        hkConnection,
+	"Content-Length":    hkContentLength,
+	"Content-Type":      hkContentType,
+	"Transfer-Encoding": hkTransferEncoding,
+}
+
+// headSnapshot is the handler's header map as WriteHeader saw it, already
+// serialised. net/http clones the map for this; serialising into a
+// per-connection buffer costs no allocation, and the few fields the server
+// looks at or may drop are noted on the side.
+type headSnapshot struct {
+	buf  []byte   // the fields, sorted by key, without TrailerPrefix keys
+	keys []string // scratch for sorting
+
+	present [numHeaderKeys]bool
+	first   [numHeaderKeys]string
+	span    [numHeaderKeys][2]int // where the field is in buf
+	drop    [numHeaderKeys]bool   // set by writeHead
+
+	hasDate         bool
+	contentEncoding string
+	hasTrailers     bool // a Trailer field or a TrailerPrefix key
+	protocolSwitch  bool // Upgrade, with Connection: Upgrade
+}
+
+// take records w's handler header.
+func (hs *headSnapshot) take(w *response) {
+	hdr := w.handlerHeader
+	*hs = headSnapshot{buf: hs.buf[:0], keys: hs.keys[:0]}
+	if len(hdr) == 0 {
+		return
+	}
+	for k := range hdr {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			hs.hasTrailers = true
+			continue
+		}
+		hs.keys = append(hs.keys, k)
+	}
+	slices.Sort(hs.keys)
+	for _, k := range hs.keys {
+		vv := hdr[k]
+		idx, special := headerKeyIndex[k]
+		if special {
+			hs.present[idx] = true
+			if len(vv) > 0 {
+				hs.first[idx] = vv[0]
+			}
+			hs.span[idx][0] = len(hs.buf)
+		}
+		if httpguts.ValidHeaderFieldName(k) {
+			for _, v := range vv {
+				hs.buf = appendHeaderField(hs.buf, k, v)
+			}
+		}
+		if special {
+			hs.span[idx][1] = len(hs.buf)
+		}
+	}
+	_, hs.hasDate = hdr["Date"]
+	hs.contentEncoding = headerGet(hdr, "Content-Encoding")
+	for _, v := range hdr["Trailer"] {
+		hs.hasTrailers = true
+		foreachHeaderElement(v, w.declareTrailer)
+	}
+	hs.protocolSwitch = w.status == http.StatusSwitchingProtocols &&
+		hdr.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(hdr["Connection"], "Upgrade")
+	clear(hs.keys)
+	hs.keys = hs.keys[:0]
+}
+
+// get returns the first value of field k unless it was dropped.
+func (hs *headSnapshot) get(k int) string {
+	if hs.drop[k] {
+		return ""
+	}
+	return hs.first[k]
+}
+
+func (hs *headSnapshot) has(k int) bool { return hs.present[k] && !hs.drop[k] }
+
+// appendHeaderField appends "k: v\r\n", with v trimmed and CR and LF in it
+// turned into spaces, as http.Header.Write does.
+func appendHeaderField(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ':', ' ')
+	v = textproto.TrimString(v)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return append(b, '\r', '\n')
+}
+
+// foreachHeaderElement calls fn for each non-empty element of the
+// comma-separated list v.
+func foreachHeaderElement(v string, fn func(string)) {
+	v = textproto.TrimString(v)
+	if v == "" {
+		return
+	}
+	for f := range strings.SplitSeq(v, ",") {
+		if f = textproto.TrimString(f); f != "" {
+			fn(f)
+		}
+	}
+}
+
+func (w *response) declareTrailer(k string) {
+	k = http.CanonicalHeaderKey(k)
+	if !httpguts.ValidTrailerHeader(k) {
+		return
+	}
+	w.trailers = append(w.trailers, k)
+}
+
+// writeHead decides the framing and the server-added fields, and writes
+// the head to the connection writer. p is the first part of the body,
+// used to sniff Content-Type and, when the handler is done, to set
+// Content-Length. The decisions and their order are net/http's
+// chunkWriter.writeHeader.
+func (w *response) writeHead(p []byte) {
+	w.headerSent = true
+	h := w.h
+	hs := &h.head
+	keepAlives := h.srv.doKeepAlives()
+	status := w.status
+
+	var (
+		setCL      bool
+		ctype      string
+		connection string
+		te         string
+	)
+
+	declTE := hs.get(hkTransferEncoding)
+	hasTE := declTE != ""
+
+	if w.handlerDone.Load() && !hs.hasTrailers && !hasTE && bodyAllowedForStatus(status) &&
+		!hs.has(hkContentLength) && (!w.isHEAD || len(p) > 0) {
+		w.contentLength = int64(len(p))
+		setCL = true
+	}
+
+	if w.wants10KeepAlive && keepAlives {
+		if hs.get(hkContentLength) != "" && hs.get(hkConnection) == "keep-alive" {
+			w.closeAfterReply = false
+		}
+	}
+	hasCL := w.contentLength != -1
+	if w.wants10KeepAlive && (w.isHEAD || hasCL || !bodyAllowedForStatus(status)) {
+		if !hs.has(hkConnection) {
+			connection = "keep-alive"
+		}
+	} else if !w.is11 || w.wantsClose {
+		w.closeAfterReply = true
+	}
+	if hs.get(hkConnection) == "close" || !keepAlives {
+		w.closeAfterReply = true
+	}
+
+	// A 100-continue body not read to its end: the next bytes may be
+	// the rest of it, so the connection is not reused.
+	if w.expectContinue && !w.rb.eof.Load() {
+		w.closeAfterReply = true
+	}
+
+	// Clients that send the whole request before reading the response
+	// can deadlock on an unread body: discard it now, up to a limit.
+	if w.req.ContentLength != 0 && !w.closeAfterReply && !w.fullDuplex {
+		if w.discardUnreadBody() {
+			w.closeAfterReply = true
+			w.bodyLimitHit = true
+			hs.drop[hkConnection] = true
+			connection = "close"
+		}
+	}
+
+	if bodyAllowedForStatus(status) {
+		if !hs.has(hkContentType) && hs.contentEncoding == "" && !hasTE && len(p) > 0 {
+			ctype = http.DetectContentType(p)
+		}
+	} else {
+		if status == http.StatusNotModified {
+			hs.drop[hkContentType] = true
+		}
+		hs.drop[hkContentLength] = true
+		hs.drop[hkTransferEncoding] = true
+	}
+
+	if hasCL && hasTE && declTE != "identity" {
+		h.srv.logf("http: WriteHeader called with both Transfer-Encoding of %q and a Content-Length of %d", declTE, w.contentLength)
+		hs.drop[hkContentLength] = true
+		setCL = false
+		hasCL = false
+	}
+
+	switch {
+	case w.isHEAD || !bodyAllowedForStatus(status):
+		hs.drop[hkTransferEncoding] = true
+	case hasCL:
+		hs.drop[hkTransferEncoding] = true
+	case w.is11:
+		if declTE == "identity" {
+			w.chunking = false
+			w.closeAfterReply = true
+			hs.drop[hkTransferEncoding] = true
+		} else {
+			w.chunking = true
+			te = "chunked"
+			if declTE == "chunked" {
+				hs.drop[hkTransferEncoding] = true
+			}
+		}
+	default:
+		// HTTP/1.0 without a length: the close ends the body.
+		w.closeAfterReply = true
+		hs.drop[hkTransferEncoding] = true
+	}
+	if w.chunking {
+		hs.drop[hkContentLength] = true
+	}
+
+	if w.closeAfterReply && (!keepAlives || !hasToken(hs.get(hkConnection), "close")) && !hs.protocolSwitch {
+		hs.drop[hkConnection] = true
+		if w.is11 {
+			connection = "close"
+		} else if connection == "keep-alive" {
+			// net/http still says keep-alive here to an HTTP/1.0
+			// client, then closes.
+			connection = ""
+		}
+	}
+
+	bw := h.bufw
+	w.writeStatusLine(bw, status)
+	w.writeHandlerFields(bw)
+	if !hs.hasDate {
+		bw.WriteString("Date: ")
+		bw.Write(appendDate(h.scratch[:0], time.Now()))
+		bw.WriteString("\r\n")
+	}
+	if setCL {
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(h.scratch[:0], w.contentLength, 10))
+		bw.WriteString("\r\n")
+	}
+	if ctype != "" {
+		bw.WriteString("Content-Type: ")
+		bw.WriteString(ctype)
+		bw.WriteString("\r\n")
+	}
+	if connection != "" {
+		bw.WriteString("Connection: ")
+		bw.WriteString(connection)
+		bw.WriteString("\r\n")
+	}
+	if te != "" {
+		bw.WriteString("Transfer-Encoding: ")
+		bw.WriteString(te)
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+// writeHandlerFields writes the snapshot without the dropped fields.
+func (w *response) writeHandlerFields(bw *bufio.Writer) {
+	hs := &w.h.head
+	b := hs.buf
+	start := 0
+	for {
+		next, end := len(b), len(b)
+		for k := range numHeaderKeys {
+			if hs.drop[k] && hs.present[k] && hs.span[k][0] >= start && hs.span[k][0] < next {
+				next, end = hs.span[k][0], hs.span[k][1]
+			}
+		}
+		bw.Write(b[start:next])
+		if next == len(b) {
+			return
+		}
+		start = end
+	}
+}
+
+// discardUnreadBody reads and discards what the handler left of the
+// request body, up to maxPostHandlerReadBytes, and reports whether there
+// was too much. A body that cannot be read to its end closes the
+// connection.
+func (w *response) discardUnreadBody() (tooBig bool) {
+	if w.body != nil && w.req.Body == &w.rb {
+		if w.expectContinue {
+			return false // read to its end, or the conn is closing
+		}
+		if w.rb.closed.Load() {
+			if !w.rb.eof.Load() && !w.body.sawEOF() {
+				w.closeAfterReply = true
+			}
+			return false
+		}
+		if w.body.remaining() >= maxPostHandlerReadBytes {
+			return true
+		}
+	}
+	if w.body == nil {
+		return false
+	}
+	bufp := copyBufPool.Get().(*[32 << 10]byte)
+	defer copyBufPool.Put(bufp)
+	left := int64(maxPostHandlerReadBytes + 1)
+	for {
+		p := bufp[:min(int64(len(bufp)), left)]
+		n, err := w.body.Read(p)
+		left -= int64(n)
+		switch {
+		case err == io.EOF:
+			w.rb.sawEOF()
+			if w.body.Close() != nil {
+				w.closeAfterReply = true
+			}
+			w.rb.closed.Store(true)
+			return false
+		case err == http.ErrBodyReadAfterClose:
+			return false
+		case err != nil:
+			w.closeAfterReply = true
+			return false
+		case left <= 0:
+			return true
+		}
+	}
+}
+
+// dateCache holds the Date value of one second; a new one replaces it when
+// the second changes, so the format runs once a second, not per response.
+type dateCache struct {
+	sec int64
+	b   [len(http.TimeFormat)]byte
+}
+
+var currentDate atomic.Pointer[dateCache]
+
+// appendDate appends now as an HTTP date.
+func appendDate(dst []byte, now time.Time) []byte {
+	sec := now.Unix()
+	d := currentDate.Load()
+	if d == nil || d.sec != sec {
+		d = &dateCache{sec: sec}
+		now.UTC().AppendFormat(d.b[:0], http.TimeFormat)
+		currentDate.Store(d)
+	}
+	return append(dst, d.b[:]...)
+}
