@@ -168,7 +168,7 @@ func (c *conn) serveNextProto(ctx context.Context, tc *tls.Conn, proto string) {
 		fn(c.srv.httpServer(), tc, h)
 		return
 	}
-	if proto == "h2" && c.srv.h2 != nil && c.srv.protocols().HTTP2() {
+	if proto == "h2" && c.srv.h2.Load() != nil && c.srv.protocols().HTTP2() {
 		c.serveHTTP2(ctx, tc)
 	}
 }

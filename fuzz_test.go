@@ -165,12 +165,12 @@ func expectedForceClose(data []byte, req *http.Request) bool {
 }
 
 // readBody reads all of a body and what follows it on the stream.
-func readBody(rc io.ReadCloser, br *bufio.Reader) (data []byte, err error, rest []byte) {
+func readBody(rc io.ReadCloser, br *bufio.Reader) (data, rest []byte, err error) {
 	data, err = io.ReadAll(rc)
 	if err == nil {
 		rest, _ = io.ReadAll(br)
 	}
-	return data, err, rest
+	return data, rest, err
 }
 
 // compareWithNetHTTP fails t if our parser and net/http disagree about data.
@@ -226,8 +226,8 @@ func compareWithNetHTTP(t *testing.T, data []byte) {
 
 	gb := newBody(got.br, g, got.f)
 	check("NoBody", w.Body == http.NoBody, gb == http.NoBody)
-	wData, wErr, wRest := readBody(w.Body, want.br)
-	gData, gErr, gRest := readBody(gb, got.br)
+	wData, wRest, wErr := readBody(w.Body, want.br)
+	gData, gRest, gErr := readBody(gb, got.br)
 	check("body", wData, gData)
 	if (wErr == nil) != (gErr == nil) {
 		t.Fatalf("body error: net/http %v, ours %v\ninput %q", wErr, gErr, data)

@@ -53,10 +53,12 @@ func (s *Server) setupHTTP2() error {
 			s.h2Err = fmt.Errorf("httpsrv: configuring HTTP/2: %w", err)
 			return
 		}
+		s.h2.Store(&h2Server{srv: h2, hs: hs})
+		// After the store, so that a concurrent SetKeepAlivesEnabled
+		// either sees the engine or has set the flag read here.
 		if s.disableKeepAlives.Load() {
 			hs.SetKeepAlivesEnabled(false)
 		}
-		s.h2 = &h2Server{srv: h2, hs: hs}
 	})
 	return s.h2Err
 }
@@ -84,10 +86,11 @@ func (c *conn) serveHTTP2(ctx context.Context, tc *tls.Conn) {
 		Context: ctx,
 		Handler: alpnHandler{ctx: ctx, c: c},
 	}
+	h2 := c.srv.h2.Load()
 	if !h2WrapsNetHTTP {
-		opts.BaseConfig = c.srv.h2.hs
+		opts.BaseConfig = h2.hs
 	}
-	c.srv.h2.srv.ServeConn(&h2NetConn{Conn: tc, c: c}, opts)
+	h2.srv.ServeConn(&h2NetConn{Conn: tc, c: c}, opts)
 }
 
 // h2NetConn is the net.Conn handed to x/net: the *tls.Conn (x/net finds its

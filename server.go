@@ -221,8 +221,8 @@ type Server struct {
 	inShutdown        atomic.Bool // true when server is in shutdown
 	disableKeepAlives atomic.Bool
 
-	h2Once sync.Once // guards h2 and h2Err
-	h2     *h2Server // the HTTP/2 engine; nil until setupHTTP2 ran, or when HTTP/2 is off
+	h2Once sync.Once                // guards h2Err and the store to h2
+	h2     atomic.Pointer[h2Server] // the HTTP/2 engine; nil until setupHTTP2 ran, or when HTTP/2 is off
 	h2Err  error
 
 	mirrorOnce sync.Once    // guards mirrorSrv
@@ -491,8 +491,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { linkedDone <- shutdownAll(ctx, linked) }()
 	s.listenerGroup.Wait()
 
-	if s.h2 != nil {
-		s.h2.shutdown()
+	if h2 := s.h2.Load(); h2 != nil {
+		h2.shutdown()
 	}
 
 	base := time.Millisecond
@@ -606,8 +606,8 @@ func (s *Server) SetKeepAlivesEnabled(v bool) {
 		s.disableKeepAlives.Store(true)
 		s.closeIdleConns()
 	}
-	if s.h2 != nil {
-		s.h2.setKeepAlivesEnabled(v)
+	if h2 := s.h2.Load(); h2 != nil {
+		h2.setKeepAlivesEnabled(v)
 	}
 }
 
