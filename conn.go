@@ -38,6 +38,11 @@ type conn struct {
 	// hijacked is set when the HTTP/1 engine hands the connection to a
 	// handler; the connection is then neither closed nor tracked.
 	hijacked atomic.Bool
+
+	// resetOnClose is set when a write timed out: the client stopped
+	// reading, and the connection is reset rather than closed; see
+	// closeRWC.
+	resetOnClose atomic.Bool
 }
 
 // newConn returns a connection for rwc, not yet tracked.
@@ -81,6 +86,26 @@ func (c *conn) closeNow() {
 	c.rwc.Close()
 }
 
+// closeRWC closes the network connection at the end of serve. A
+// connection whose writes timed out is reset (SO_LINGER 0): a plain close
+// would queue the FIN behind the bytes a slow reader has not taken, and the
+// kernel would keep the connection, and the client its hold on it, until
+// they drain.
+func (c *conn) closeRWC() {
+	if c.resetOnClose.Load() {
+		nc := c.rwc
+		if tc, ok := nc.(*tls.Conn); ok {
+			nc = tc.NetConn()
+		}
+		if tcp, ok := nc.(*net.TCPConn); ok {
+			tcp.SetLinger(0)
+			tcp.Close()
+			return
+		}
+	}
+	c.rwc.Close()
+}
+
 // maxStackLog bounds the stack trace logged for a panicking handler.
 const maxStackLog = 64 << 10
 
@@ -106,7 +131,7 @@ func (c *conn) serve(ctx context.Context) {
 			c.logPanic(v, "http")
 		}
 		if !c.hijacked.Load() {
-			c.rwc.Close()
+			c.closeRWC()
 			c.setState(http.StateClosed, runHooks)
 		}
 	}()

@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -48,7 +47,7 @@ type h2Server struct {
 func (s *Server) setupHTTP2() error {
 	s.h2Once.Do(func() {
 		hs := s.httpServer()
-		h2 := &http2.Server{IdleTimeout: s.h2IdleTimeout()}
+		h2 := &http2.Server{IdleTimeout: s.idleTimeout()}
 		if err := http2.ConfigureServer(hs, h2); err != nil {
 			s.h2Err = fmt.Errorf("httpsrv: configuring HTTP/2: %w", err)
 			return
@@ -61,15 +60,6 @@ func (s *Server) setupHTTP2() error {
 		}
 	})
 	return s.h2Err
-}
-
-// h2IdleTimeout is the idle timeout for HTTP/2 connections: IdleTimeout,
-// or ReadTimeout when it is zero, as net/http's ConfigureServer sets it.
-func (s *Server) h2IdleTimeout() time.Duration {
-	if s.IdleTimeout != 0 {
-		return s.IdleTimeout
-	}
-	return s.ReadTimeout
 }
 
 // serveHTTP2 serves an HTTP/2 connection until it ends.

@@ -39,24 +39,6 @@ import (
 	"time"
 )
 
-// readHeaderTimeout is the time allowed to read a request head:
-// ReadHeaderTimeout, or ReadTimeout when it is zero.
-func (s *Server) readHeaderTimeout() time.Duration {
-	if s.ReadHeaderTimeout != 0 {
-		return s.ReadHeaderTimeout
-	}
-	return s.ReadTimeout
-}
-
-// idleTimeout is the time an HTTP/1 connection may wait for its next
-// request: IdleTimeout, or ReadTimeout when it is zero.
-func (s *Server) idleTimeout() time.Duration {
-	if s.IdleTimeout != 0 {
-		return s.IdleTimeout
-	}
-	return s.ReadTimeout
-}
-
 // maxHeaderBytes is MaxHeaderBytes, or http.DefaultMaxHeaderBytes when it is
 // zero or negative.
 func (s *Server) maxHeaderBytes() int {
@@ -97,6 +79,13 @@ const (
 	// output that fits in it, written without a Flush, gets a
 	// Content-Length instead of chunking. It must be ≥ 512 for sniffing.
 	bufferBeforeChunkingSize = 2048
+
+	// maxUnsentBytes caps the response bytes the kernel may hold unsent
+	// for a connection when the response rate floor is on; see
+	// limitUnsentBytes. 128 KiB is several milliseconds of data at
+	// gigabit rates, so the server refills the socket long before it runs
+	// dry.
+	maxUnsentBytes = 128 << 10
 
 	// rstAvoidanceDelay bounds the wait for the client's close after a
 	// connection is shut down with request bytes possibly unread.
@@ -161,6 +150,12 @@ type h1conn struct {
 	// so that clearing one that is not costs nothing.
 	readDeadline atomic.Bool
 
+	// readFloor and writeFloor enforce MinRequestBodyRate and
+	// MinResponseRate on the current request; see rateFloor. readFloor is
+	// used by whichever goroutine reads the body, writeFloor by whichever
+	// writes the response.
+	readFloor, writeFloor rateFloor
+
 	respBuf *[bufferBeforeChunkingSize]byte // the response buffer; nil once released
 	head    headSnapshot                    // the header snapshot of the current response
 	scratch [32]byte                        // chunk sizes, status codes
@@ -171,9 +166,24 @@ type h1conn struct {
 type connErrorWriter struct{ h *h1conn }
 
 func (w connErrorWriter) Write(p []byte) (int, error) {
-	n, err := w.h.rwc.Write(p)
-	if err != nil && !w.h.werr.Swap(true) {
-		w.h.cancel()
+	h := w.h
+	var n int
+	var err error
+	if f := &h.writeFloor; f.on.Load() {
+		start := time.Now()
+		h.rwc.SetWriteDeadline(f.deadline(start, len(p)))
+		n, err = h.rwc.Write(p)
+		f.done(n, time.Since(start))
+	} else {
+		n, err = h.rwc.Write(p)
+	}
+	if err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			h.c.resetOnClose.Store(true)
+		}
+		if !h.werr.Swap(true) {
+			h.cancel()
+		}
 	}
 	return n, err
 }
@@ -191,6 +201,13 @@ func (c *conn) serveHTTP1(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	if c.srv.minResponseRate() > 0 {
+		nc := c.rwc
+		if tc, ok := nc.(*tls.Conn); ok {
+			nc = tc.NetConn()
+		}
+		limitUnsentBytes(nc, maxUnsentBytes)
+	}
 	h := &h1conn{c: c, srv: c.srv, rwc: c.rwc, cancel: cancel}
 	h.cr.init(h)
 	h.bufr = newBufioReader(&h.cr)
@@ -280,14 +297,16 @@ func (h *h1conn) serve(ctx context.Context) {
 		if w.body == nil {
 			h.cr.startBackgroundRead()
 		}
-		srv.handler(req).ServeHTTP(w, req)
+		srv.serveHTTP(w, req)
 		w.cancelCtx()
 		if c.hijacked.Load() {
 			h.cr.release()
 			return
 		}
 		w.finishRequest()
-		if srv.WriteTimeout > 0 || w.setWriteDeadline {
+		h.readFloor.off()
+		if srv.WriteTimeout > 0 || w.setWriteDeadline || h.writeFloor.on.Load() {
+			h.writeFloor.off()
 			h.rwc.SetWriteDeadline(time.Time{})
 		}
 		if !w.shouldReuseConnection() {
@@ -353,8 +372,10 @@ func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
 		skipLeadingCRLF(h.bufr, 4)
 	}
 	req, f, consumed, err := readRequest(h.bufr, srv.maxHeaderBytes())
+	var wholeWriteDeadline time.Time
 	if d := srv.WriteTimeout; d > 0 {
-		h.rwc.SetWriteDeadline(time.Now().Add(d))
+		wholeWriteDeadline = time.Now().Add(d)
+		h.rwc.SetWriteDeadline(wholeWriteDeadline)
 	}
 	now := time.Now()
 	if consumed > 0 {
@@ -386,6 +407,8 @@ func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
 	req.TLS = h.c.tlsState
 
 	h.setReadDeadline(wholeReqDeadline)
+	grace := srv.minRateGracePeriod()
+	h.writeFloor.start(srv.minResponseRate(), grace, wholeWriteDeadline)
 
 	w := &response{
 		h:             h,
@@ -408,6 +431,7 @@ func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
 		w.body = b
 		w.rb.w = w
 		req.Body = &w.rb
+		h.readFloor.start(srv.minRequestBodyRate(), grace, wholeReqDeadline)
 	} else {
 		req.Body = http.NoBody
 	}
@@ -730,7 +754,18 @@ func (cr *connReader) Read(p []byte) (int, error) {
 	}
 	cr.inRead = true
 	cr.mu.Unlock()
-	n, err := cr.rwc.Read(p)
+	var n int
+	var err error
+	if f := &cr.h.readFloor; f.on.Load() {
+		// Reading the request body: under the rate floor.
+		start := time.Now()
+		cr.h.readDeadline.Store(true)
+		cr.rwc.SetReadDeadline(f.deadline(start, len(p)))
+		n, err = cr.rwc.Read(p)
+		f.done(n, time.Since(start))
+	} else {
+		n, err = cr.rwc.Read(p)
+	}
 	cr.mu.Lock()
 	cr.inRead = false
 	if err != nil {

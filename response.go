@@ -109,6 +109,7 @@ func (rb *requestBody) Read(p []byte) (int, error) {
 // sawEOF records that the body reached its end, and starts the background
 // read the first time.
 func (rb *requestBody) sawEOF() {
+	rb.w.h.readFloor.off()
 	if !rb.eof.Swap(true) {
 		rb.w.h.cr.startBackgroundRead()
 	}
@@ -368,7 +369,7 @@ func (w *response) chunkWrite(p []byte) (n int, err error) {
 		b := strconv.AppendInt(w.h.scratch[:0], int64(len(p)), 16)
 		b = append(b, '\r', '\n')
 		if _, err = bw.Write(b); err != nil {
-			w.h.rwc.Close()
+			w.h.c.closeRWC()
 			return 0, err
 		}
 	}
@@ -377,7 +378,7 @@ func (w *response) chunkWrite(p []byte) (n int, err error) {
 		_, err = bw.WriteString("\r\n")
 	}
 	if err != nil {
-		w.h.rwc.Close()
+		w.h.c.closeRWC()
 	}
 	return n, err
 }
@@ -412,6 +413,8 @@ func (w *response) FlushError() error {
 // SetReadDeadline sets the connection's read deadline, for
 // http.ResponseController.
 func (w *response) SetReadDeadline(t time.Time) error {
+	// The handler's deadline replaces the request body rate floor.
+	w.h.readFloor.off()
 	w.h.readDeadline.Store(true)
 	return w.h.rwc.SetReadDeadline(t)
 }
@@ -419,6 +422,8 @@ func (w *response) SetReadDeadline(t time.Time) error {
 // SetWriteDeadline sets the connection's write deadline, for
 // http.ResponseController.
 func (w *response) SetWriteDeadline(t time.Time) error {
+	// The handler's deadline replaces the response rate floor.
+	w.h.writeFloor.off()
 	w.setWriteDeadline = true
 	return w.h.rwc.SetWriteDeadline(t)
 }

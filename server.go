@@ -760,7 +760,7 @@ func (s *Server) httpServer() *http.Server {
 			IdleTimeout:                  s.IdleTimeout,
 			MaxHeaderBytes:               s.MaxHeaderBytes,
 			ErrorLog:                     s.errorLog(),
-			HTTP2:                        s.HTTP2,
+			HTTP2:                        s.http2Config(),
 			ConnState:                    s.h2ConnState,
 		}
 		setDisableClientPriority(s.mirrorSrv, s.DisableClientPriority)
