@@ -79,7 +79,10 @@ func TestPlaintextHTTPOnTLSPort(t *testing.T) {
 	}
 	assert.Equal(t, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
 		send(t, ours, "GET / HTTP/1.1\r\n\r\n"))
-	assert.Contains(t, logs.String(), "client sent an HTTP request to an HTTPS server")
+	// The handshake goroutine logs after closing the connection.
+	assert.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "client sent an HTTP request to an HTTPS server")
+	}, testTimeout(), time.Millisecond, "log: %s", logs.String())
 }
 
 // TestConnStateHTTP2 compares the ConnState transitions of an HTTP/2
