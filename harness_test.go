@@ -67,13 +67,20 @@ func localListener(t testing.TB) net.Listener {
 }
 
 // startTLS serves srv with the test certificate on a fresh 127.0.0.1
-// listener and returns its address. At cleanup the server is closed and
-// ServeTLS must have returned http.ErrServerClosed.
+// listener and returns its address; see serveTestFiles.
 func startTLS(t testing.TB, srv *Server) string {
+	t.Helper()
+	return serveTestFiles(t, srv, testCertFile, testKeyFile)
+}
+
+// serveTestFiles serves srv with ServeTLS and the given files on a fresh
+// 127.0.0.1 listener and returns its address. At cleanup the server is
+// closed and ServeTLS must have returned http.ErrServerClosed.
+func serveTestFiles(t testing.TB, srv *Server, certFile, keyFile string) string {
 	t.Helper()
 	ln := localListener(t)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, testCertFile, testKeyFile) }()
+	go func() { errc <- srv.ServeTLS(ln, certFile, keyFile) }()
 	t.Cleanup(func() {
 		srv.Close()
 		select {

@@ -364,28 +364,10 @@ func TestHandshakeErrorsWire(t *testing.T) {
 	}
 }
 
-// stepClock is a clock the test moves by hand.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // useStepClock makes srv's handshake-error log read a fake clock.
-func useStepClock(t testing.TB, srv *Server) *stepClock {
+func useStepClock(t testing.TB, srv *Server) *fakeClock {
 	t.Helper()
-	clock := &stepClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	srv.handshakeLog().now = clock.Now
 	return clock
 }
@@ -413,14 +395,14 @@ func TestHandshakeErrorRateLimit(t *testing.T) {
 	}, attrMap(recs.all()[0]))
 	assert.Equal(t, start, recs.all()[0].Time)
 
-	clock.Advance(10 * time.Second)
+	clock.advance(10 * time.Second)
 	srv.logHandshakeError("192.0.2.2:2", errReset)
 	srv.logHandshakeError("192.0.2.3:3", errTimeout)
-	clock.Advance(49 * time.Second)
+	clock.advance(49 * time.Second)
 	srv.logHandshakeError("192.0.2.4:4", io.EOF)
 	assert.Len(t, recs.all(), 1, "nothing more within the interval")
 
-	clock.Advance(time.Second) // one interval after the first record
+	clock.advance(time.Second) // one interval after the first record
 	srv.logHandshakeError("192.0.2.5:5", errBadCert)
 	require.Len(t, recs.all(), 2)
 	assert.Equal(t, map[string]any{
@@ -432,7 +414,7 @@ func TestHandshakeErrorRateLimit(t *testing.T) {
 		"bad_certificate.error": "remote error: tls: unknown certificate authority",
 	}, attrMap(recs.all()[1]))
 
-	clock.Advance(time.Second)
+	clock.advance(time.Second)
 	srv.logHandshakeError("192.0.2.6:6", errNotTLS)
 	assert.Len(t, recs.all(), 2)
 	srv.flushHandshakeErrors()
@@ -444,7 +426,7 @@ func TestHandshakeErrorRateLimit(t *testing.T) {
 	srv.flushHandshakeErrors()
 	assert.Len(t, recs.all(), 3, "nothing pending, nothing logged")
 
-	clock.Advance(time.Hour) // a quiet period
+	clock.advance(time.Hour) // a quiet period
 	srv.logHandshakeError("192.0.2.7:7", errPlaintextHTTP)
 	require.Len(t, recs.all(), 4, "first failure after a quiet period is logged at once")
 	assert.Equal(t, uint64(1), attrMap(recs.all()[3])["plain_http.count"])
@@ -467,11 +449,11 @@ func TestHandshakeErrorRateLimitErrorLog(t *testing.T) {
 	srv.logHandshakeError("192.0.2.1:1", io.EOF)
 	assert.Equal(t, "http: TLS handshake error from 192.0.2.1:1: EOF\n", logs.String())
 
-	clock.Advance(30 * time.Second)
+	clock.advance(30 * time.Second)
 	srv.logHandshakeError("192.0.2.2:2", errTimeout)
 	srv.logHandshakeError("192.0.2.3:3", errTimeout)
 	srv.logHandshakeError("192.0.2.4:4", io.EOF)
-	clock.Advance(90 * time.Second)
+	clock.advance(90 * time.Second)
 	srv.logHandshakeError("192.0.2.5:5", errPlaintextHTTP)
 	assert.Equal(t, "http: TLS handshake error from 192.0.2.1:1: EOF\n"+
 		"http: TLS handshake error from 192.0.2.4:4: EOF\n"+

@@ -369,40 +369,30 @@ func fastOriginForm(raw string) (*url.URL, bool) {
 	return u, true
 }
 
+// byteTable returns a table that marks ASCII letters, digits and the
+// bytes of extra.
+func byteTable(extra string) (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
+	}
+	return t
+}
+
 // pathByte marks the bytes url.URL.EscapedPath leaves as they are, minus '%'
 // (escapes need decoding) and '?' (the query).
-var pathByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range []byte("-._~/$&+,;=:@") {
-		t[c] = true
-	}
-	return t
-}()
+var pathByte = byteTable("-._~/$&+,;=:@")
 
 // tokenByte marks tchar, RFC 9110 §5.6.2.
-var tokenByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range []byte("!#$%&'*+-.^_`|~") {
-		t[c] = true
-	}
-	return t
-}()
+var tokenByte = byteTable("!#$%&'*+-.^_`|~")
 
 // validToken mirrors httpguts.ValidHeaderFieldName.
 func validToken(s string) bool {
@@ -433,21 +423,7 @@ func validFieldValue(v string) bool {
 }
 
 // hostByte is httpguts' validHostByte table.
-var hostByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range []byte("!$%&()*+,-.:;=[']_~") {
-		t[c] = true
-	}
-	return t
-}()
+var hostByte = byteTable("!$%&()*+,-.:;=[']_~")
 
 // validHost mirrors httpguts.ValidHostHeader.
 func validHost(h string) bool {

@@ -412,28 +412,6 @@ func TestServeTLSFilesPrecedence(t *testing.T) {
 	}
 }
 
-// serveTestFiles serves srv with ServeTLS and the given files on a fresh
-// 127.0.0.1 listener and returns its address. At cleanup the server is
-// closed and ServeTLS must have returned http.ErrServerClosed.
-func serveTestFiles(t testing.TB, srv *Server, certFile, keyFile string) string {
-	t.Helper()
-	ln := localListener(t)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, certFile, keyFile) }()
-	t.Cleanup(func() {
-		srv.Close()
-		select {
-		case err := <-errc:
-			if !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("ServeTLS returned %v, want http.ErrServerClosed", err)
-			}
-		case <-time.After(testTimeout()):
-			t.Errorf("ServeTLS did not return after Close")
-		}
-	})
-	return ln.Addr().String()
-}
-
 // servedSerial makes a fresh TLS handshake with addr, sending serverName,
 // and returns the serial number of the leaf certificate presented. It
 // does not verify the certificate.
