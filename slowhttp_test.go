@@ -52,6 +52,21 @@ type connCounter struct {
 	opened, shut atomic.Int64
 }
 
+// waitAllClosed waits until every connection counted has closed.
+func (cc *connCounter) waitAllClosed(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout())
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for cc.shut.Load() < cc.opened.Load() {
+		if time.Now().After(deadline) {
+			t.Errorf("%d of %d connections still open", cc.opened.Load()-cc.shut.Load(), cc.opened.Load())
+			return
+		}
+		<-tick.C
+	}
+}
+
 func (cc *connCounter) hook(c net.Conn, s http.ConnState) {
 	if _, ok := cc.probes.Load(c.RemoteAddr().String()); ok {
 		return

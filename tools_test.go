@@ -316,8 +316,16 @@ func TestH2Spec(t *testing.T) {
 	h2spec := lookTool(t, "h2spec")
 	quiet := log.New(io.Discard, "", 0) // h2spec's bad frames make both servers log.
 
-	ours := startTLSServer(t, &Server{Handler: http.HandlerFunc(h2specHandler), ErrorLog: quiet})
-	oracle := startTLSServer(t, &http.Server{Handler: http.HandlerFunc(h2specHandler), ErrorLog: quiet})
+	// Cleanups run last in, first out: the servers close, then the test
+	// waits until every connection of both has closed, so that no
+	// connection goroutine is left for the leak check.
+	var oursConns, oracleConns connCounter
+	t.Cleanup(func() {
+		oursConns.waitAllClosed(t)
+		oracleConns.waitAllClosed(t)
+	})
+	ours := startTLSServer(t, &Server{Handler: http.HandlerFunc(h2specHandler), ErrorLog: quiet, ConnState: oursConns.hook})
+	oracle := startTLSServer(t, &http.Server{Handler: http.HandlerFunc(h2specHandler), ErrorLog: quiet, ConnState: oracleConns.hook})
 
 	got := runH2spec(t, h2spec, ours)
 	want := runH2spec(t, h2spec, oracle)
