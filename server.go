@@ -80,8 +80,9 @@ type Server struct {
 	ReadTimeout time.Duration
 
 	// ReadHeaderTimeout is the amount of time allowed to read request
-	// headers. Zero means the value of ReadTimeout is used; negative means
-	// no limit.
+	// headers. Zero means the value of ReadTimeout is used, and when that is
+	// zero too, DefaultReadHeaderTimeout (net/http then has no limit);
+	// negative means no limit.
 	ReadHeaderTimeout time.Duration
 
 	// WriteTimeout is the maximum duration before timing out writes of the
@@ -91,7 +92,9 @@ type Server struct {
 
 	// IdleTimeout is the maximum amount of time to wait for the next request
 	// when keep-alives are enabled. Zero means the value of ReadTimeout is
-	// used; negative means no limit. It also bounds idle HTTP/2 connections.
+	// used, and when that is zero too, DefaultIdleTimeout (net/http then has
+	// no limit); negative means no limit. It also bounds idle HTTP/2
+	// connections.
 	IdleTimeout time.Duration
 
 	// MaxHeaderBytes controls the maximum number of bytes the server will
@@ -141,7 +144,10 @@ type Server struct {
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
 
 	// HTTP2 configures HTTP/2 connections. Nil means the defaults of
-	// golang.org/x/net/http2.
+	// golang.org/x/net/http2, except that WriteByteTimeout, when zero,
+	// becomes 30 seconds while the response rate floor is on, so that an
+	// HTTP/2 client that stops reading is dropped. The config is not
+	// modified.
 	HTTP2 *http.HTTP2Config
 
 	// Protocols is the set of protocols accepted by the server. If nil, the

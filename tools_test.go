@@ -8,6 +8,7 @@ package httpsrv
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -77,6 +78,28 @@ func TestCurlHello(t *testing.T) {
 			body, status := string(out[:i]), string(out[i+1:])
 			assert.Equal(t, "200", status, "status; body %q", body)
 			assert.Equal(t, "hello from httpsrv over "+tt.wantProto+"\n", body)
+		})
+	}
+	// Go's own client, over both protocols. The example's certificate is
+	// self-signed at start, so, like curl -k, the client does not verify it.
+	for _, tt := range tests {
+		t.Run("go-"+tt.name, func(t *testing.T) {
+			tr := &http.Transport{
+				TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+				ForceAttemptHTTP2: tt.wantProto == "HTTP/2.0",
+			}
+			if tt.wantProto != "HTTP/2.0" {
+				tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			}
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr, Timeout: testTimeout()}).Get("https://" + addr + "/")
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Equal(t, tt.wantProto, resp.Proto)
+			assert.Equal(t, "hello from httpsrv over "+tt.wantProto+"\n", string(body))
 		})
 	}
 }
