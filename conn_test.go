@@ -315,14 +315,7 @@ func TestCloseEndsHTTP2(t *testing.T) {
 	})}
 	addr := startTLS(t, srv)
 	c := newClient(t, true)
-	errc := make(chan error, 1)
-	go func() {
-		resp, err := c.Get("https://" + addr + "/")
-		if err == nil {
-			resp.Body.Close()
-		}
-		errc <- err
-	}()
+	errc := getAsync(c, "https://"+addr+"/")
 	ctx := <-inHandler
 	require.NoError(t, srv.Close())
 	select {

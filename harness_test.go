@@ -228,3 +228,17 @@ func lastStateIs(s http.ConnState) func([][]http.ConnState) bool {
 		return len(all) == 1 && len(all[0]) > 0 && all[0][len(all[0])-1] == s
 	}
 }
+
+// getAsync makes a GET request in the background and sends its error, or
+// nil, on the returned channel.
+func getAsync(c *http.Client, url string) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	return errc
+}

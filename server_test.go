@@ -493,14 +493,7 @@ func TestShutdownContextExpires(t *testing.T) {
 	})}
 	addr := startTLS(t, srv)
 	c := newClient(t, true)
-	errc := make(chan error, 1)
-	go func() {
-		resp, err := c.Get("https://" + addr + "/")
-		if err == nil {
-			resp.Body.Close()
-		}
-		errc <- err
-	}()
+	errc := getAsync(c, "https://"+addr+"/")
 	<-inHandler
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
