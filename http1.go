@@ -146,15 +146,9 @@ type h1conn struct {
 
 	lastPOST bool // the previous request was a POST
 
-	// readDeadline is set when a read deadline may be in force on rwc,
-	// so that clearing one that is not costs nothing.
-	readDeadline atomic.Bool
-
-	// readFloor and writeFloor enforce MinRequestBodyRate and
-	// MinResponseRate on the current request; see rateFloor. readFloor is
-	// used by whichever goroutine reads the body, writeFloor by whichever
-	// writes the response.
-	readFloor, writeFloor rateFloor
+	// dl owns rwc's deadlines; nothing else sets them while the HTTP/1
+	// engine serves the connection.
+	dl connDeadlines
 
 	respBuf *[bufferBeforeChunkingSize]byte // the response buffer; nil once released
 	head    headSnapshot                    // the header snapshot of the current response
@@ -167,16 +161,7 @@ type connErrorWriter struct{ h *h1conn }
 
 func (w connErrorWriter) Write(p []byte) (int, error) {
 	h := w.h
-	var n int
-	var err error
-	if f := &h.writeFloor; f.on.Load() {
-		start := time.Now()
-		h.rwc.SetWriteDeadline(f.deadline(start, len(p)))
-		n, err = h.rwc.Write(p)
-		f.done(n, time.Since(start))
-	} else {
-		n, err = h.rwc.Write(p)
-	}
+	n, err := h.dl.write(p)
 	if err != nil {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
 			h.c.resetOnClose.Store(true)
@@ -209,6 +194,7 @@ func (c *conn) serveHTTP1(ctx context.Context) {
 		limitUnsentBytes(nc, maxUnsentBytes)
 	}
 	h := &h1conn{c: c, srv: c.srv, rwc: c.rwc, cancel: cancel}
+	h.dl.rwc = c.rwc
 	h.cr.init(h)
 	h.bufr = newBufioReader(&h.cr)
 	h.bufw = newBufioWriter(connErrorWriter{h})
@@ -261,20 +247,10 @@ func (h *h1conn) handlerPanicked(v any) {
 	}
 }
 
-func (h *h1conn) setReadDeadline(t time.Time) {
-	if t.IsZero() && !h.readDeadline.Load() {
-		return
-	}
-	h.readDeadline.Store(!t.IsZero())
-	h.rwc.SetReadDeadline(t)
-}
-
 // serve is the request loop.
 func (h *h1conn) serve(ctx context.Context) {
 	c, srv := h.c, h.srv
-	if d := srv.readHeaderTimeout(); d > 0 {
-		h.setReadDeadline(time.Now().Add(d))
-	}
+	h.dl.readAfter(srv.readHeaderTimeout())
 	for {
 		w, err := h.readRequest(ctx)
 		if err != nil {
@@ -304,11 +280,7 @@ func (h *h1conn) serve(ctx context.Context) {
 			return
 		}
 		w.finishRequest()
-		h.readFloor.off()
-		if srv.WriteTimeout > 0 || w.setWriteDeadline || h.writeFloor.on.Load() {
-			h.writeFloor.off()
-			h.rwc.SetWriteDeadline(time.Time{})
-		}
+		h.dl.endRequest()
 		if !w.shouldReuseConnection() {
 			if w.bodyLimitHit || w.closedBodyEarly {
 				h.closeWriteAndWait()
@@ -336,12 +308,7 @@ func (h *h1conn) waitNextRequest() bool {
 		// A pipelined request is here already.
 		h.cr.abortPendingRead()
 	}
-	idle := srv.idleTimeout()
-	if idle > 0 {
-		h.setReadDeadline(time.Now().Add(idle))
-	} else {
-		h.setReadDeadline(time.Time{})
-	}
+	h.dl.readAfter(srv.idleTimeout())
 	// Otherwise a background read still waiting is the wait for the next
 	// request: it finishes under the idle deadline, without the two
 	// deadline changes that aborting it costs.
@@ -351,32 +318,19 @@ func (h *h1conn) waitNextRequest() bool {
 	if _, err := h.bufr.Peek(4); err != nil {
 		return false
 	}
-	if d := srv.readHeaderTimeout(); d > 0 {
-		h.setReadDeadline(time.Now().Add(d))
-	} else {
-		h.setReadDeadline(time.Time{})
-	}
+	h.dl.readAfter(srv.readHeaderTimeout())
 	return true
 }
 
 // readRequest reads the next request and prepares its response.
 func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
 	srv := h.srv
-	var wholeReqDeadline time.Time
-	if d := srv.ReadTimeout; d > 0 {
-		wholeReqDeadline = time.Now().Add(d)
-	}
 	if h.lastPOST {
 		// RFC 9112 §2.2 tolerance for old clients that send CRLF after a
 		// POST body.
 		skipLeadingCRLF(h.bufr, 4)
 	}
 	req, f, consumed, err := readRequest(h.bufr, srv.maxHeaderBytes())
-	var wholeWriteDeadline time.Time
-	if d := srv.WriteTimeout; d > 0 {
-		wholeWriteDeadline = time.Now().Add(d)
-		h.rwc.SetWriteDeadline(wholeWriteDeadline)
-	}
 	now := time.Now()
 	if consumed > 0 {
 		// Recorded before the hook runs, and checked against a racing
@@ -406,9 +360,7 @@ func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
 	req.RemoteAddr = h.c.remoteAddr
 	req.TLS = h.c.tlsState
 
-	h.setReadDeadline(wholeReqDeadline)
-	grace := srv.minRateGracePeriod()
-	h.writeFloor.start(srv.minResponseRate(), grace, wholeWriteDeadline)
+	readLimit := h.dl.startRequest(srv, now)
 
 	w := &response{
 		h:             h,
@@ -431,7 +383,7 @@ func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
 		w.body = b
 		w.rb.w = w
 		req.Body = &w.rb
-		h.readFloor.start(srv.minRequestBodyRate(), grace, wholeReqDeadline)
+		h.dl.startBody(srv, readLimit)
 	} else {
 		req.Body = http.NoBody
 	}
@@ -528,7 +480,7 @@ func (h *h1conn) closeWriteAndWait() {
 	if cw, ok := h.rwc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	h.rwc.SetReadDeadline(time.Now().Add(rstAvoidanceDelay))
+	h.dl.readAfter(rstAvoidanceDelay)
 	buf := copyBufPool.Get().(*[32 << 10]byte)
 	defer copyBufPool.Put(buf)
 	for {
@@ -631,9 +583,7 @@ func (cr *connReader) startBackgroundRead() {
 		return
 	}
 	cr.inRead, cr.bgRead = true, true
-	if cr.h.readDeadline.Swap(false) {
-		cr.rwc.SetReadDeadline(time.Time{})
-	}
+	cr.h.dl.setRead(time.Time{})
 	if cr.bgStart == nil {
 		// One goroutine per connection serves every background read,
 		// instead of one per request.
@@ -689,11 +639,11 @@ func (cr *connReader) abortPendingRead() {
 		return
 	}
 	cr.aborted = true
-	cr.rwc.SetReadDeadline(time.Unix(1, 0))
+	cr.h.dl.setRead(time.Unix(1, 0))
 	for cr.bgRead {
 		cr.cond.Wait()
 	}
-	cr.rwc.SetReadDeadline(time.Time{})
+	cr.h.dl.setRead(time.Time{})
 }
 
 // waitBackgroundRead waits for a background read to end, and returns the
@@ -754,18 +704,7 @@ func (cr *connReader) Read(p []byte) (int, error) {
 	}
 	cr.inRead = true
 	cr.mu.Unlock()
-	var n int
-	var err error
-	if f := &cr.h.readFloor; f.on.Load() {
-		// Reading the request body: under the rate floor.
-		start := time.Now()
-		cr.h.readDeadline.Store(true)
-		cr.rwc.SetReadDeadline(f.deadline(start, len(p)))
-		n, err = cr.rwc.Read(p)
-		f.done(n, time.Since(start))
-	} else {
-		n, err = cr.rwc.Read(p)
-	}
+	n, err := cr.h.dl.read(p)
 	cr.mu.Lock()
 	cr.inRead = false
 	if err != nil {

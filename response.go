@@ -55,7 +55,6 @@ type response struct {
 
 	bodyLimitHit     bool // the unread body was too big to discard
 	closedBodyEarly  bool // the body was not read to its end in time
-	setWriteDeadline bool // the handler set a write deadline
 
 	trailers []string // declared trailer keys
 
@@ -109,7 +108,7 @@ func (rb *requestBody) Read(p []byte) (int, error) {
 // sawEOF records that the body reached its end, and starts the background
 // read the first time.
 func (rb *requestBody) sawEOF() {
-	rb.w.h.readFloor.off()
+	rb.w.h.dl.readFloor.off()
 	if !rb.eof.Swap(true) {
 		rb.w.h.cr.startBackgroundRead()
 	}
@@ -413,19 +412,13 @@ func (w *response) FlushError() error {
 // SetReadDeadline sets the connection's read deadline, for
 // http.ResponseController.
 func (w *response) SetReadDeadline(t time.Time) error {
-	// The handler's deadline replaces the request body rate floor.
-	w.h.readFloor.off()
-	w.h.readDeadline.Store(true)
-	return w.h.rwc.SetReadDeadline(t)
+	return w.h.dl.handlerSetRead(t)
 }
 
 // SetWriteDeadline sets the connection's write deadline, for
 // http.ResponseController.
 func (w *response) SetWriteDeadline(t time.Time) error {
-	// The handler's deadline replaces the response rate floor.
-	w.h.writeFloor.off()
-	w.setWriteDeadline = true
-	return w.h.rwc.SetWriteDeadline(t)
+	return w.h.dl.handlerSetWrite(t)
 }
 
 // EnableFullDuplex lets the handler read the request body after it has
@@ -461,7 +454,7 @@ func (w *response) ReadFrom(src io.Reader) (n int64, err error) {
 	w.flushBuf()
 	w.chunkFlush()
 	if !w.chunking && bodyAllowedForStatus(w.status) && !w.isHEAD {
-		n0, err := rf.ReadFrom(src)
+		n0, err := w.h.dl.readFrom(rf, src)
 		n += n0
 		w.written += n0
 		if err != nil && !w.h.werr.Swap(true) {

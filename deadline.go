@@ -1,0 +1,219 @@
+package httpsrv
+
+import (
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// floorPiece is the largest single write made under the response rate
+// floor. A larger write is split, so that each piece gets a deadline
+// sized for it and the credit earned by the pieces before it: one
+// deadline for a whole multi-megabyte write would either cut an honest
+// client reading well above the floor or let a stalled one hold the
+// connection for hours. 16 KiB is one full TLS record, so splitting adds
+// no records.
+const floorPiece = 16 << 10
+
+// connDeadlines is the one owner of an HTTP/1 connection's read and write
+// deadlines: the phase limits (ReadHeaderTimeout, IdleTimeout,
+// ReadTimeout, WriteTimeout), the rate floors (MinRequestBodyRate,
+// MinResponseRate), the deadlines a handler sets through
+// http.ResponseController, and sendfile all set them here, never on the
+// connection directly. Each read and write of a request body or response
+// computes the deadline it must run under and puts it on the connection,
+// so no deadline set for one purpose lingers into another.
+//
+// The read side is used by the connection's goroutine between requests,
+// and by whichever goroutine reads the request body or does the background
+// read while a handler runs. The write side is used by one goroutine at a
+// time: the handler, then the connection's goroutine; the response's lock
+// serialises the handler's goroutines.
+type connDeadlines struct {
+	rwc net.Conn // immutable
+
+	// readFloor enforces MinRequestBodyRate on the current request body.
+	readFloor rateFloor
+	// readSet is set when a read deadline may be in force on rwc, so
+	// that clearing one that is not costs nothing.
+	readSet atomic.Bool
+
+	// writeFloor enforces MinResponseRate on the current response; while
+	// it is off, writeLimit applies.
+	writeFloor rateFloor
+	// writeLimit is the write deadline when the floor is off: the
+	// WriteTimeout deadline of the request, or the handler's; zero for
+	// none.
+	writeLimit time.Time
+	// writeSet is the write deadline in force on rwc.
+	writeSet time.Time
+}
+
+// setRead puts the read deadline t (zero for none) on the connection.
+func (d *connDeadlines) setRead(t time.Time) {
+	if t.IsZero() && !d.readSet.Load() {
+		return
+	}
+	d.readSet.Store(!t.IsZero())
+	d.rwc.SetReadDeadline(t)
+}
+
+// readAfter puts a read deadline timeout from now on the connection, or
+// none when timeout is not positive.
+func (d *connDeadlines) readAfter(timeout time.Duration) {
+	if timeout > 0 {
+		d.setRead(time.Now().Add(timeout))
+	} else {
+		d.setRead(time.Time{})
+	}
+}
+
+// startRequest sets the deadlines of a request whose head was read at now:
+// the whole-request read deadline (ReadTimeout) and the response's
+// (WriteTimeout), and arms the response floor under it. It returns the
+// read deadline, for startBody.
+func (d *connDeadlines) startRequest(srv *Server, now time.Time) (readLimit time.Time) {
+	if t := srv.ReadTimeout; t > 0 {
+		readLimit = now.Add(t)
+	}
+	d.setRead(readLimit)
+	d.writeLimit = time.Time{}
+	if t := srv.WriteTimeout; t > 0 {
+		d.writeLimit = now.Add(t)
+	}
+	d.writeFloor.start(srv.minResponseRate(), srv.minRateGracePeriod(), d.writeLimit)
+	if !d.writeFloor.on.Load() {
+		d.applyWrite(d.writeLimit)
+	}
+	return readLimit
+}
+
+// startBody arms the request body floor under the request's read
+// deadline.
+func (d *connDeadlines) startBody(srv *Server, readLimit time.Time) {
+	d.readFloor.start(srv.minRequestBodyRate(), srv.minRateGracePeriod(), readLimit)
+}
+
+// endRequest disarms the floors and clears the write deadline once a
+// response is complete. The read deadline is the next phase's to set.
+func (d *connDeadlines) endRequest() {
+	d.readFloor.off()
+	d.writeFloor.off()
+	d.writeLimit = time.Time{}
+	d.applyWrite(time.Time{})
+}
+
+// read reads request body bytes from the connection, under the body floor
+// while it is armed, else under the deadline already in force.
+func (d *connDeadlines) read(p []byte) (int, error) {
+	f := &d.readFloor
+	if !f.on.Load() {
+		return d.rwc.Read(p)
+	}
+	start := time.Now()
+	d.readSet.Store(true)
+	d.rwc.SetReadDeadline(f.deadline(start, len(p)))
+	n, err := d.rwc.Read(p)
+	f.done(n, time.Since(start))
+	return n, err
+}
+
+// handlerSetRead is http.ResponseController's SetReadDeadline: the
+// handler's deadline replaces the body floor for the rest of the request.
+func (d *connDeadlines) handlerSetRead(t time.Time) error {
+	d.readFloor.off()
+	d.readSet.Store(true)
+	return d.rwc.SetReadDeadline(t)
+}
+
+// applyWrite puts the write deadline t on the connection unless it is
+// there already.
+func (d *connDeadlines) applyWrite(t time.Time) error {
+	if t.Equal(d.writeSet) {
+		return nil
+	}
+	d.writeSet = t
+	return d.rwc.SetWriteDeadline(t)
+}
+
+// write writes response bytes to the connection: under the response floor
+// while it is armed, in pieces of at most floorPiece bytes each with its
+// own deadline; else under writeLimit.
+func (d *connDeadlines) write(p []byte) (int, error) {
+	f := &d.writeFloor
+	if !f.on.Load() {
+		d.applyWrite(d.writeLimit)
+		return d.rwc.Write(p)
+	}
+	written := 0
+	for len(p) > 0 {
+		piece := p[:min(len(p), floorPiece)]
+		start := time.Now()
+		dl := f.deadline(start, len(piece))
+		d.writeSet = dl
+		d.rwc.SetWriteDeadline(dl)
+		n, err := d.rwc.Write(piece)
+		f.done(n, time.Since(start))
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}
+
+// readFrom copies src to the connection with rf, the connection's own
+// ReadFrom (sendfile or splice on TCP), under the same deadlines as write:
+// in pieces of floorPiece bytes while the response floor is armed.
+func (d *connDeadlines) readFrom(rf io.ReaderFrom, src io.Reader) (int64, error) {
+	f := &d.writeFloor
+	if !f.on.Load() {
+		d.applyWrite(d.writeLimit)
+		return rf.ReadFrom(src)
+	}
+	// Keep the innermost reader visible to rf: sendfile and splice look
+	// through one *io.LimitedReader (as io.CopyN and http.ServeContent
+	// make) but not two.
+	outer, limited := src.(*io.LimitedReader)
+	if limited {
+		src = outer.R
+	}
+	var written int64
+	lr := &io.LimitedReader{R: src}
+	for {
+		piece := int64(floorPiece)
+		if limited {
+			if outer.N <= 0 {
+				return written, nil
+			}
+			piece = min(piece, outer.N)
+		}
+		lr.N = piece
+		start := time.Now()
+		dl := f.deadline(start, int(piece))
+		d.writeSet = dl
+		d.rwc.SetWriteDeadline(dl)
+		n, err := rf.ReadFrom(lr)
+		f.done(int(n), time.Since(start))
+		written += n
+		if limited {
+			outer.N -= n
+		}
+		if err != nil || n < piece {
+			// A short piece with no error is the end of src.
+			return written, err
+		}
+	}
+}
+
+// handlerSetWrite is http.ResponseController's SetWriteDeadline: the
+// handler's deadline replaces the response floor and WriteTimeout for the
+// rest of the request.
+func (d *connDeadlines) handlerSetWrite(t time.Time) error {
+	d.writeFloor.off()
+	d.writeLimit = t
+	d.writeSet = t
+	return d.rwc.SetWriteDeadline(t)
+}
