@@ -53,8 +53,8 @@ type response struct {
 	wantsClose       bool // the request asked to close
 	expectContinue   bool // the body read sends 100 Continue first
 
-	bodyLimitHit     bool // the unread body was too big to discard
-	closedBodyEarly  bool // the body was not read to its end in time
+	bodyLimitHit    bool // the unread body was too big to discard
+	closedBodyEarly bool // the body was not read to its end in time
 
 	trailers []string // declared trailer keys
 
