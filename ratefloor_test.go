@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +29,7 @@ const (
 	// floorBodySize is large enough that a transfer at honestRate takes
 	// several times the grace period, and a transfer at tricklingRate
 	// many times longer than the floor allows.
-	floorBodySize = 1 << 20
+	floorBodySize = 512 << 10
 )
 
 func TestRateFloorDeadline(t *testing.T) {
@@ -79,20 +78,7 @@ func (p *pacer) wait(n int) {
 // the server's writes wait for the client's reads, over TLS when tlsOn.
 func dialSmallWindow(t *testing.T, addr string, tlsOn bool) net.Conn {
 	t.Helper()
-	d := net.Dialer{Timeout: testTimeout(), Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		rc.Control(func(fd uintptr) {
-			// Loopback segments are up to 64 KiB, and with a small
-			// receive buffer the sender then waits on silly-window
-			// avoidance rather than on reads; a real network's MSS
-			// keeps the flow smooth.
-			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_MAXSEG, 1400)
-			if serr == nil {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10)
-			}
-		})
-		return serr
-	}}
+	d := net.Dialer{Timeout: testTimeout(), Control: smallWindowControl}
 	nc, err := d.Dial("tcp", addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { nc.Close() })
@@ -188,18 +174,22 @@ func TestResponseRateFloorBothWays(t *testing.T) {
 		path string
 		err  error
 	}
-	done := make(chan result, 1)
-	mux := http.NewServeMux()
-	for path, h := range handlers {
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			h(w, r)
-			done <- result{path, http.NewResponseController(w).Flush()}
-		})
+	// startServer starts a server, over TLS when tlsOn, whose handlers
+	// report to done when they return.
+	startServer := func(t *testing.T, tlsOn bool, done chan<- result) string {
+		mux := http.NewServeMux()
+		for path, h := range handlers {
+			mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+				h(w, r)
+				done <- result{path, http.NewResponseController(w).Flush()}
+			})
+		}
+		srv := &Server{Handler: mux, MinResponseRate: testFloor, MinRateGracePeriod: testGrace}
+		if tlsOn {
+			return startTLS(t, srv)
+		}
+		return startPlain(t, srv)
 	}
-	newServer := func() *Server {
-		return &Server{Handler: mux, MinResponseRate: testFloor, MinRateGracePeriod: testGrace}
-	}
-	addrs := map[bool]string{true: startTLS(t, newServer()), false: startPlain(t, newServer())}
 
 	clients := []struct {
 		name   string
@@ -211,39 +201,43 @@ func TestResponseRateFloorBothWays(t *testing.T) {
 		{"stalled", -1, false},
 	}
 	for _, tlsOn := range []bool{true, false} {
-		for path := range handlers {
-			for _, cl := range clients {
-				name := fmt.Sprintf("tls=%v%s/%s", tlsOn, path, cl.name)
-				t.Run(name, func(t *testing.T) {
-					if testing.Short() && cl.name == "trickling" {
-						t.Skip("the trickling client takes seconds to be cut")
-					}
-					c := dialSmallWindow(t, addrs[tlsOn], tlsOn)
-					_, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: localhost\r\n\r\n")
-					require.NoError(t, err)
-					got := make(chan int64, 1)
-					go func() {
-						n, _ := readPaced(c, cl.rate)
-						got <- n
-					}()
-					// At tricklingRate the whole body would take 20 s.
-					var res result
-					select {
-					case res = <-done:
-					case <-time.After(testTimeout()):
-						t.Fatal("the handler did not finish: the client was not cut")
-					}
-					require.Equal(t, path, res.path)
-					if cl.wantOK {
-						assert.NoError(t, res.err, "the server cut an honest client")
-						assert.Equal(t, int64(floorBodySize), <-got, "the server cut an honest client")
-						return
-					}
-					c.Close()
-					assert.Less(t, <-got, int64(floorBodySize), "the client below the floor got everything")
-				})
+		t.Run(fmt.Sprintf("tls=%v", tlsOn), func(t *testing.T) {
+			t.Parallel()
+			done := make(chan result, 1)
+			addr := startServer(t, tlsOn, done)
+			for path := range handlers {
+				for _, cl := range clients {
+					t.Run(strings.TrimPrefix(path, "/")+"/"+cl.name, func(t *testing.T) {
+						if testing.Short() && cl.name == "trickling" {
+							t.Skip("the trickling client takes seconds to be cut")
+						}
+						c := dialSmallWindow(t, addr, tlsOn)
+						_, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+						require.NoError(t, err)
+						got := make(chan int64, 1)
+						go func() {
+							n, _ := readPaced(c, cl.rate)
+							got <- n
+						}()
+						// At tricklingRate the whole body would take 20 s.
+						var res result
+						select {
+						case res = <-done:
+						case <-time.After(testTimeout()):
+							t.Fatal("the handler did not finish: the client was not cut")
+						}
+						require.Equal(t, path, res.path)
+						if cl.wantOK {
+							assert.NoError(t, res.err, "the server cut an honest client")
+							assert.Equal(t, int64(floorBodySize), <-got, "the server cut an honest client")
+							return
+						}
+						c.Close()
+						assert.Less(t, <-got, int64(floorBodySize), "the client below the floor got everything")
+					})
+				}
 			}
-		}
+		})
 	}
 }
 
