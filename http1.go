@@ -468,28 +468,6 @@ func isCommonNetReadError(err error) bool {
 	return false
 }
 
-// closeWriteAndWait flushes the response, half-closes the connection and
-// then waits, up to rstAvoidanceDelay, for the client to close its side,
-// so that unread request bytes do not make the kernel reset the connection
-// before the client has read the response. net/http sleeps for the whole
-// delay; reading returns as soon as the client is done.
-func (h *h1conn) closeWriteAndWait() {
-	if h.bufw != nil {
-		h.bufw.Flush()
-	}
-	if cw, ok := h.rwc.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
-	h.dl.readAfter(rstAvoidanceDelay)
-	buf := copyBufPool.Get().(*[32 << 10]byte)
-	defer copyBufPool.Put(buf)
-	for {
-		if _, err := h.rwc.Read(buf[:]); err != nil {
-			return
-		}
-	}
-}
-
 // hasToken reports whether token, ASCII only, appears in the header value v
 // as a whole element, compared without case, as net/http's hasToken does.
 func hasToken(v, token string) bool {
