@@ -90,6 +90,14 @@ func (w *response) finalTrailers() http.Header {
 	return t
 }
 
+// headFields are the fields the server adds to a response head.
+type headFields struct {
+	setCL      bool   // write Content-Length: w.contentLength
+	ctype      string // Content-Type, sniffed
+	connection string // Connection
+	te         string // Transfer-Encoding
+}
+
 // writeHead decides the framing and the server-added fields, and writes
 // the head to the connection writer. p is the first part of the body,
 // used to sniff Content-Type and, when the handler is done, to set
@@ -97,36 +105,32 @@ func (w *response) finalTrailers() http.Header {
 // chunkWriter.writeHeader.
 func (w *response) writeHead(p []byte) {
 	w.headerSent = true
-	h := w.h
-	hs := &h.head
-	keepAlives := h.srv.doKeepAlives()
-	status := w.status
-
-	var (
-		setCL      bool
-		ctype      string
-		connection string
-		te         string
-	)
-
-	declTE := hs.get(hkTransferEncoding)
-	hasTE := declTE != ""
-
-	if w.handlerDone.Load() && !hs.hasTrailers && !hasTE && bodyAllowedForStatus(status) &&
+	var f headFields
+	hs := &w.h.head
+	if w.handlerDone.Load() && !hs.hasTrailers && hs.get(hkTransferEncoding) == "" && bodyAllowedForStatus(w.status) &&
 		!hs.has(hkContentLength) && (!w.isHEAD || len(p) > 0) {
 		w.contentLength = int64(len(p))
-		setCL = true
+		f.setCL = true
 	}
+	w.decideConnection(&f)
+	w.decideFraming(&f, p)
+	w.writeHeadFields(&f)
+}
 
+// decideConnection decides whether the connection closes after the
+// response, and the Connection field that says so, before the framing is
+// known: net/http's keep-alive rules, then the unread body.
+func (w *response) decideConnection(f *headFields) {
+	hs := &w.h.head
+	keepAlives := w.h.srv.doKeepAlives()
 	if w.wants10KeepAlive && keepAlives {
 		if hs.get(hkContentLength) != "" && hs.get(hkConnection) == "keep-alive" {
 			w.closeAfterReply = false
 		}
 	}
-	hasCL := w.contentLength != -1
-	if w.wants10KeepAlive && (w.isHEAD || hasCL || !bodyAllowedForStatus(status)) {
+	if w.wants10KeepAlive && (w.isHEAD || w.contentLength != -1 || !bodyAllowedForStatus(w.status)) {
 		if !hs.has(hkConnection) {
-			connection = "keep-alive"
+			f.connection = "keep-alive"
 		}
 	} else if !w.is11 || w.wantsClose {
 		w.closeAfterReply = true
@@ -134,27 +138,27 @@ func (w *response) writeHead(p []byte) {
 	if hs.get(hkConnection) == "close" || !keepAlives {
 		w.closeAfterReply = true
 	}
-
-	// A 100-continue body not read to its end: the next bytes may be
-	// the rest of it, so the connection is not reused.
-	if w.expectContinue && !w.rb.eof.Load() {
-		w.closeAfterReply = true
+	if w.unreadBodyBeforeHead() {
+		hs.drop[hkConnection] = true
+		f.connection = "close"
 	}
+}
 
-	// Clients that send the whole request before reading the response
-	// can deadlock on an unread body: discard it now, up to a limit.
-	if w.req.ContentLength != 0 && !w.closeAfterReply && !w.fullDuplex {
-		if w.discardUnreadBody() {
-			w.closeAfterReply = true
-			w.bodyLimitHit = true
-			hs.drop[hkConnection] = true
-			connection = "close"
-		}
-	}
+// decideFraming chooses Content-Length, chunking or a close-delimited
+// body, sniffs the Content-Type from p, and drops the handler's fields
+// that contradict the choice.
+func (w *response) decideFraming(f *headFields, p []byte) {
+	h := w.h
+	hs := &h.head
+	keepAlives := h.srv.doKeepAlives()
+	status := w.status
+	declTE := hs.get(hkTransferEncoding)
+	hasTE := declTE != ""
+	hasCL := w.contentLength != -1
 
 	if bodyAllowedForStatus(status) {
 		if !hs.has(hkContentType) && hs.contentEncoding == "" && !hasTE && len(p) > 0 {
-			ctype = http.DetectContentType(p)
+			f.ctype = http.DetectContentType(p)
 		}
 	} else {
 		if status == http.StatusNotModified {
@@ -167,7 +171,7 @@ func (w *response) writeHead(p []byte) {
 	if hasCL && hasTE && declTE != "identity" {
 		h.srv.logf("http: WriteHeader called with both Transfer-Encoding of %q and a Content-Length of %d", declTE, w.contentLength)
 		hs.drop[hkContentLength] = true
-		setCL = false
+		f.setCL = false
 		hasCL = false
 	}
 
@@ -183,7 +187,7 @@ func (w *response) writeHead(p []byte) {
 			hs.drop[hkTransferEncoding] = true
 		} else {
 			w.chunking = true
-			te = "chunked"
+			f.te = "chunked"
 			if declTE == "chunked" {
 				hs.drop[hkTransferEncoding] = true
 			}
@@ -200,43 +204,46 @@ func (w *response) writeHead(p []byte) {
 	if w.closeAfterReply && (!keepAlives || !hasToken(hs.get(hkConnection), "close")) && !hs.protocolSwitch {
 		hs.drop[hkConnection] = true
 		if w.is11 {
-			connection = "close"
-		} else if connection == "keep-alive" {
+			f.connection = "close"
+		} else if f.connection == "keep-alive" {
 			// net/http still says keep-alive here to an HTTP/1.0
 			// client, then closes.
-			connection = ""
+			f.connection = ""
 		}
 	}
+}
 
+// writeHeadFields writes the status line, the handler's fields that were
+// not dropped, and the server's fields f.
+func (w *response) writeHeadFields(f *headFields) {
+	h := w.h
 	bw := h.bufw
-	w.writeStatusLine(bw, status)
+	w.writeStatusLine(bw, w.status)
 	w.writeHandlerFields(bw)
-	if !hs.hasDate {
+	if !h.head.hasDate {
 		bw.WriteString("Date: ")
 		bw.Write(appendDate(h.scratch[:0], time.Now()))
 		bw.WriteString("\r\n")
 	}
-	if setCL {
+	if f.setCL {
 		bw.WriteString("Content-Length: ")
 		bw.Write(strconv.AppendInt(h.scratch[:0], w.contentLength, 10))
 		bw.WriteString("\r\n")
 	}
-	if ctype != "" {
-		bw.WriteString("Content-Type: ")
-		bw.WriteString(ctype)
-		bw.WriteString("\r\n")
-	}
-	if connection != "" {
-		bw.WriteString("Connection: ")
-		bw.WriteString(connection)
-		bw.WriteString("\r\n")
-	}
-	if te != "" {
-		bw.WriteString("Transfer-Encoding: ")
-		bw.WriteString(te)
-		bw.WriteString("\r\n")
-	}
+	writeField(bw, "Content-Type: ", f.ctype)
+	writeField(bw, "Connection: ", f.connection)
+	writeField(bw, "Transfer-Encoding: ", f.te)
 	bw.WriteString("\r\n")
+}
+
+// writeField writes the field name (with its colon and space) and value v,
+// unless v is empty.
+func writeField(bw *bufio.Writer, name, v string) {
+	if v != "" {
+		bw.WriteString(name)
+		bw.WriteString(v)
+		bw.WriteString("\r\n")
+	}
 }
 
 func (w *response) writeStatusLine(bw *bufio.Writer, code int) {

@@ -243,7 +243,9 @@ func (h *h1conn) handlerPanicked(v any) {
 		if w.body != nil {
 			w.body.Close()
 		}
+		w.mu.Lock()
 		w.handlerDone.Store(true)
+		w.mu.Unlock()
 	}
 }
 
@@ -274,6 +276,11 @@ func (h *h1conn) serve(ctx context.Context) {
 			h.cr.startBackgroundRead()
 		}
 		srv.serveHTTP(w, req)
+		// Marked before the context is cancelled, so that a goroutine
+		// that waits for the cancellation finds every write refused.
+		w.mu.Lock()
+		w.handlerDone.Store(true)
+		w.mu.Unlock()
 		w.cancelCtx()
 		if c.hijacked.Load() {
 			h.cr.release()
@@ -282,7 +289,7 @@ func (h *h1conn) serve(ctx context.Context) {
 		w.finishRequest()
 		h.dl.endRequest()
 		if !w.shouldReuseConnection() {
-			if w.bodyLimitHit || w.closedBodyEarly {
+			if h.lingerOnClose(w) {
 				h.closeWriteAndWait()
 			}
 			return
@@ -291,6 +298,9 @@ func (h *h1conn) serve(ctx context.Context) {
 		h.cur.Store(nil)
 
 		if !srv.doKeepAlives() {
+			if h.lingerOnClose(nil) {
+				h.closeWriteAndWait()
+			}
 			return
 		}
 		if !h.waitNextRequest() {
@@ -451,6 +461,9 @@ func (h *h1conn) writeRequestError(err error) {
 		b = append(b, status...)
 	}
 	h.rwc.Write(b)
+	if h.lingerOnClose(nil) {
+		h.closeWriteAndWait()
+	}
 }
 
 // isCommonNetReadError reports whether err is what a read gives when the

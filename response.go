@@ -25,6 +25,12 @@ import (
 // rwc. net/http has one more layer and a bufio.Writer per response; here
 // the response buffer belongs to the connection.
 type response struct {
+	// mu serialises the ResponseWriter's methods with finishRequest, so
+	// that a goroutine the handler started, calling them after the
+	// handler returned, fails with errResponseDone instead of reaching
+	// connection buffers that the next request may be using.
+	mu sync.Mutex
+
 	h         *h1conn
 	req       *http.Request
 	body      *body       // the request body; nil if there is none
@@ -45,9 +51,10 @@ type response struct {
 	isHEAD          bool
 	is11            bool // the request is HTTP/1.1 or later
 
-	wants10KeepAlive bool // HTTP/1.0 with "Connection: keep-alive"
-	wantsClose       bool // the request asked to close
-	expectContinue   bool // the body read sends 100 Continue first
+	wants10KeepAlive bool        // HTTP/1.0 with "Connection: keep-alive"
+	wantsClose       bool        // the request asked to close
+	expectContinue   bool        // the body read sends 100 Continue first
+	sentContinue     atomic.Bool // 100 Continue was sent
 
 	bodyLimitHit    bool // the unread body was too big to discard
 	closedBodyEarly bool // the body was not read to its end in time
@@ -91,6 +98,7 @@ func (rb *requestBody) Read(p []byte) (int, error) {
 			w.h.bufw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 			w.h.bufw.Flush()
 			w.canWriteContinue.Store(false)
+			w.sentContinue.Store(true)
 		}
 		w.writeContinueMu.Unlock()
 	}
@@ -171,6 +179,13 @@ func (w *response) logCaller(format string) {
 // WriteHeader sends the response head with the status code, as net/http's
 // does; an invalid code panics.
 func (w *response) WriteHeader(code int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writeHeader(code)
+}
+
+// writeHeader is WriteHeader; it requires that w.mu is held.
+func (w *response) writeHeader(code int) {
 	if w.h.c.hijacked.Load() {
 		w.logCaller("http: response.WriteHeader on hijacked connection from %s (%s:%d)")
 		return
@@ -197,6 +212,9 @@ func (w *response) WriteHeader(code int) {
 		bw.WriteString("\r\n")
 		bw.Flush()
 		return
+	}
+	if code == http.StatusRequestEntityTooLarge {
+		w.maybeBodyLimitHit()
 	}
 	w.wroteHeader = true
 	w.status = code
@@ -231,10 +249,18 @@ func bodyAllowedForStatus(status int) bool {
 }
 
 // Write writes the data as part of the response body.
-func (w *response) Write(p []byte) (int, error) { return w.write(len(p), p, "") }
+func (w *response) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.write(len(p), p, "")
+}
 
 // WriteString writes s as part of the response body.
-func (w *response) WriteString(s string) (int, error) { return w.write(len(s), nil, s) }
+func (w *response) WriteString(s string) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.write(len(s), nil, s)
+}
 
 func (w *response) write(n int, p []byte, s string) (int, error) {
 	if w.h.c.hijacked.Load() {
@@ -250,7 +276,7 @@ func (w *response) write(n int, p []byte, s string) (int, error) {
 		w.disableWriteContinue()
 	}
 	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+		w.writeHeader(http.StatusOK)
 	}
 	if n == 0 {
 		return 0, nil
@@ -339,11 +365,16 @@ func (w *response) Flush() { w.FlushError() }
 // FlushError sends any buffered data to the client and returns the first
 // error. http.ResponseController.Flush calls it.
 func (w *response) FlushError() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.h.c.hijacked.Load() {
 		return http.ErrHijacked
 	}
+	if w.handlerDone.Load() {
+		return errResponseDone
+	}
 	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+		w.writeHeader(http.StatusOK)
 	}
 	err := w.flushBuf()
 	if e2 := w.chunkFlush(); err == nil {
@@ -355,18 +386,30 @@ func (w *response) FlushError() error {
 // SetReadDeadline sets the connection's read deadline, for
 // http.ResponseController.
 func (w *response) SetReadDeadline(t time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.handlerDone.Load() {
+		return errResponseDone
+	}
 	return w.h.dl.handlerSetRead(t)
 }
 
 // SetWriteDeadline sets the connection's write deadline, for
 // http.ResponseController.
 func (w *response) SetWriteDeadline(t time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.handlerDone.Load() {
+		return errResponseDone
+	}
 	return w.h.dl.handlerSetWrite(t)
 }
 
 // EnableFullDuplex lets the handler read the request body after it has
 // started the response, for http.ResponseController.
 func (w *response) EnableFullDuplex() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.fullDuplex = true
 	return nil
 }
@@ -394,25 +437,46 @@ func (w *response) ReadFrom(src io.Reader) (n int64, err error) {
 			return n, err
 		}
 	}
+	n0, err, done := w.sendFrom(rf, src)
+	n += n0
+	if !done {
+		n0, err = io.CopyBuffer(writerOnly{w}, src, buf)
+		n += n0
+	}
+	return n, err
+}
+
+// sendFrom sends the rest of src with rf, the connection's ReadFrom,
+// unless the response is chunked, HEAD or bodiless; done reports whether
+// it did.
+func (w *response) sendFrom(rf io.ReaderFrom, src io.Reader) (n int64, err error, done bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.handlerDone.Load() {
+		return 0, errResponseDone, true
+	}
+	if w.h.c.hijacked.Load() {
+		return 0, http.ErrHijacked, true
+	}
 	w.flushBuf()
 	w.chunkFlush()
-	if !w.chunking && bodyAllowedForStatus(w.status) && !w.isHEAD {
-		n0, err := w.h.dl.readFrom(rf, src)
-		n += n0
-		w.written += n0
-		if err != nil && !w.h.werr.Swap(true) {
-			w.h.cancel()
-		}
-		return n, err
+	if w.chunking || !bodyAllowedForStatus(w.status) || w.isHEAD {
+		return 0, nil, false
 	}
-	n0, err := io.CopyBuffer(writerOnly{w}, src, buf)
-	return n + n0, err
+	n, err = w.h.dl.readFrom(rf, src)
+	w.written += n
+	if err != nil && !w.h.werr.Swap(true) {
+		w.h.cancel()
+	}
+	return n, err, true
 }
 
 // Hijack lets the handler take over the connection, as net/http's does:
 // both deadlines are cleared, and the returned reader holds any bytes the
 // client pipelined.
 func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.handlerDone.Load() {
 		panic("net/http: Hijack called after ServeHTTP finished")
 	}
@@ -487,27 +551,22 @@ func (w *response) sendExpectationFailed() {
 	w.Header().Set("Connection", "close")
 	w.WriteHeader(http.StatusExpectationFailed)
 	w.finishRequest()
+	w.h.closeWriteAndWait()
 }
 
-// finishRequest completes the response after the handler returned.
+// finishRequest completes the response after the handler returned. Later
+// calls of the ResponseWriter's methods fail with errResponseDone.
 func (w *response) finishRequest() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.handlerDone.Store(true)
 	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+		w.writeHeader(http.StatusOK)
 	}
 	w.flushBuf()
 	w.closeChunks()
 	w.h.bufw.Flush()
-	if w.body != nil {
-		if !w.closeAfterReply && !w.rb.closed.Load() && !w.rb.eof.Load() && !w.body.sawEOF() {
-			// net/http's body.Close with early close: at most 256 KiB
-			// more is read for the next request.
-			if rem := w.body.remaining(); rem > maxPostHandlerReadBytes || !w.body.drain(maxPostHandlerReadBytes) {
-				w.closedBodyEarly = true
-			}
-		}
-		w.body.Close()
-	}
+	w.finishBody()
 	if w.req.MultipartForm != nil {
 		w.req.MultipartForm.RemoveAll()
 	}

@@ -11,6 +11,84 @@ import (
 // chunkWriter.writeHeader discard, body.Close's early close,
 // requestTooLarge and conn.closeWriteAndWait).
 
+// unreadBodyBeforeHead applies the policy as the head is about to be
+// written, as net/http's chunkWriter.writeHeader does. A 100-continue body
+// not read to its end closes the connection: the next bytes may be the
+// rest of it. Otherwise, unless the connection closes anyway or the
+// handler enabled full duplex, the unread body is discarded, up to
+// maxPostHandlerReadBytes, because clients that send the whole request
+// before reading the response can deadlock on it; more than that is
+// requestTooLarge. It reports whether the head must say Connection: close
+// because of the body.
+func (w *response) unreadBodyBeforeHead() bool {
+	if w.expectContinue && !w.rb.eof.Load() {
+		w.closeAfterReply = true
+	}
+	if w.req.ContentLength != 0 && !w.closeAfterReply && !w.fullDuplex && w.discardUnreadBody() {
+		w.requestTooLarge()
+		return true
+	}
+	return false
+}
+
+// requestTooLarge is net/http's response.requestTooLarge: the unread
+// body is too large to discard, so the connection closes after the
+// response, and closeWriteAndWait keeps the client's unsent bytes from
+// resetting it.
+func (w *response) requestTooLarge() {
+	w.closeAfterReply = true
+	w.bodyLimitHit = true
+}
+
+// maybeBodyLimitHit treats a 413 written while the body is unread as an
+// http.MaxBytesReader limit: net/http's MaxBytesReader tells the server
+// through an unexported method that a handler outside net/http cannot
+// reach, and the handler's 413 is the one sign left. As in net/http, the
+// connection then closes after the response with "Connection: close".
+// It requires that w.mu is held and the head is not yet written.
+func (w *response) maybeBodyLimitHit() {
+	if w.body == nil || w.rb.eof.Load() || w.body.sawEOF() {
+		return
+	}
+	w.requestTooLarge()
+	w.Header().Set("Connection", "close")
+}
+
+// finishBody applies the policy once the handler has returned, as
+// net/http's body.Close with early close does: whatever the connection's
+// fate, up to maxPostHandlerReadBytes more of the body is read and
+// discarded, so that the connection can serve the next request, or, if it
+// closes, closes with nothing unread (unread bytes make the kernel reset
+// the connection, and the client may lose the end of the response). A
+// 100-continue body the client was never asked for is not waited for, and
+// a body past the limit is not read. It requires that w.mu is held.
+func (w *response) finishBody() {
+	if w.body == nil {
+		return
+	}
+	switch {
+	case w.rb.eof.Load() || w.body.sawEOF():
+	case w.bodyLimitHit || w.h.werr.Load():
+		w.closedBodyEarly = true
+	case w.expectContinue && !w.sentContinue.Load():
+		w.closedBodyEarly = true
+	case w.body.remaining() > maxPostHandlerReadBytes || !w.body.drain(maxPostHandlerReadBytes):
+		w.closedBodyEarly = true
+	}
+	w.body.Close()
+}
+
+// lingerOnClose reports whether the client may have sent bytes the server
+// has not read when the connection closes after w (nil when no response
+// was started): then closeWriteAndWait closes it, so that those bytes do
+// not reset the connection under the response.
+func (h *h1conn) lingerOnClose(w *response) bool {
+	if w != nil && (w.bodyLimitHit || w.closedBodyEarly) {
+		return true
+	}
+	return h.bufr != nil && h.bufr.Buffered() > 0
+}
+
 // discardUnreadBody reads and discards what the handler left of the
 // request body, up to maxPostHandlerReadBytes, and reports whether there
 // was too much. A body that cannot be read to its end closes the
@@ -68,6 +146,7 @@ func (h *h1conn) closeWriteAndWait() {
 	if h.bufw != nil {
 		h.bufw.Flush()
 	}
+	h.cr.abortPendingRead()
 	if cw, ok := h.rwc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
