@@ -20,16 +20,17 @@ import (
 )
 
 // The floor the rate tests run under, and the rates of their clients: an
-// honest client at four times the floor, an attacker at a quarter of it.
+// honest client at four times the floor, an attacker at a tenth of it.
+// The grace period leaves room for a loaded test machine to pause the
+// honest client.
 const (
 	testFloor     = 200 << 10 // bytes per second
-	testGrace     = 200 * time.Millisecond
+	testGrace     = 500 * time.Millisecond
 	honestRate    = 4 * testFloor
-	tricklingRate = testFloor / 4
+	tricklingRate = testFloor / 10
 	// floorBodySize is large enough that a transfer at honestRate takes
-	// several times the grace period, and a transfer at tricklingRate
-	// many times longer than the floor allows.
-	floorBodySize = 512 << 10
+	// twice the grace period beyond what the socket buffers absorb.
+	floorBodySize = 1 << 20
 )
 
 func TestRateFloorDeadline(t *testing.T) {
@@ -143,7 +144,7 @@ func readPaced(c net.Conn, rate int) (int64, error) {
 // TestResponseRateFloorBothWays checks the response floor end to end, for
 // every way a handler can hand the server a large body: an honest client
 // reading at four times the floor gets the whole body, however large the
-// handler's writes; a client reading at a quarter of the floor, and one
+// handler's writes; a client reading at a tenth of the floor, and one
 // that stops reading, are cut.
 func TestResponseRateFloorBothWays(t *testing.T) {
 	payload := bytes.Repeat([]byte("0123456789abcdef"), floorBodySize/16)

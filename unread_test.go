@@ -72,7 +72,7 @@ func TestUnreadBodyOnClose(t *testing.T) {
 			act:  func(s closingServer) { s.noKA() }},
 		{name: "shutdown started", status: http.StatusOK,
 			head: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
-			act: func(s closingServer) { s.startShutdown() }},
+			act:  func(s closingServer) { s.startShutdown() }},
 		{name: "HTTP/1.0", status: http.StatusOK,
 			head: "POST / HTTP/1.0\r\nHost: x\r\nContent-Length: %d\r\n\r\n"},
 		{name: "request Connection: close", status: http.StatusOK,
