@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -490,17 +489,6 @@ func checkHTTP2CipherSuites(cfg *tls.Config) error {
 		return nil
 	}
 	return errors.New("httpsrv: TLSConfig.CipherSuites is missing an HTTP/2-required AES_128_GCM_SHA256 cipher (need at least one of TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)")
-}
-
-// http2ServerDisabledByGODEBUG reports whether GODEBUG has http2server=0,
-// which turns HTTP/2 off in net/http's servers, and so in ours.
-func http2ServerDisabledByGODEBUG() bool {
-	for _, kv := range strings.Split(os.Getenv("GODEBUG"), ",") {
-		if strings.TrimSpace(kv) == "http2server=0" {
-			return true
-		}
-	}
-	return false
 }
 
 // validNextProto reports whether proto is an ALPN protocol a TLSNextProto
