@@ -96,7 +96,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 	applyTLSDefaults(config)
 	protos := s.protocols()
 	config.NextProtos = adjustNextProtos(config.NextProtos, protos)
-	if protos.HTTP2() && s.TLSNextProto["h2"] == nil {
+	if s.shouldSetupHTTP2() {
 		if err := checkHTTP2CipherSuites(config); err != nil {
 			return nil, err
 		}
