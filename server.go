@@ -217,7 +217,9 @@ type Server struct {
 	// ClientCAFile, if non-empty, names a PEM file of certificate
 	// authorities. Clients must then present a certificate that verifies
 	// against them (tls.RequireAndVerifyClientCert), and handlers find the
-	// verified chains in Request.TLS.VerifiedChains.
+	// verified chains in Request.TLS.VerifiedChains. This holds too for the
+	// configurations TLSConfig.GetConfigForClient returns; one that sets
+	// ClientAuth or ClientCAs itself fails the handshake.
 	ClientCAFile string
 
 	// StrictTransportSecurity, if non-empty, is sent as the
