@@ -1,15 +1,22 @@
 package httpsrv
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // requestOutcome makes a GET with c and describes what came back: the
@@ -107,5 +114,132 @@ func TestHTTP2KeyPresence(t *testing.T) {
 				assert.Equal(t, want, got, "client with HTTP/2 %v", h2)
 			}
 		})
+	}
+}
+
+// h2Client is a raw HTTP/2 client connection for tests that look at frames.
+type h2Client struct {
+	fr *http2.Framer
+}
+
+// startH2 sends the client preface and SETTINGS on c.
+func startH2(t *testing.T, c net.Conn) *h2Client {
+	t.Helper()
+	require.NoError(t, c.SetDeadline(time.Now().Add(testTimeout())))
+	_, err := io.WriteString(c, http2.ClientPreface)
+	require.NoError(t, err)
+	fr := http2.NewFramer(c, bufio.NewReader(c))
+	require.NoError(t, fr.WriteSettings())
+	return &h2Client{fr: fr}
+}
+
+// get sends a GET for / on stream id.
+func (h *h2Client) get(t *testing.T, id uint32, scheme string) {
+	t.Helper()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", scheme}, {":authority", "localhost"}, {":path", "/"}} {
+		require.NoError(t, enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}))
+	}
+	require.NoError(t, h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}))
+}
+
+// readGoAway reads frames until a GOAWAY and returns it, or the read error.
+func (h *h2Client) readGoAway() (*http2.GoAwayFrame, error) {
+	for {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				if err := h.fr.WriteSettingsAck(); err != nil {
+					return nil, err
+				}
+			}
+		case *http2.GoAwayFrame:
+			return f, nil
+		}
+	}
+}
+
+// TestShutdownHTTP2LateHandoff checks that an HTTP/2 connection handed to
+// the HTTP/2 server after Shutdown sent its GOAWAY to the others still
+// gets one at once (issue 7, defect 7: x/net registered it too late for
+// the broadcast, and Shutdown waited for the idle timeout or its context).
+// Connection A, with a request in flight, proves that the broadcast has
+// run; connection B's handshake is held in VerifyConnection until then.
+func TestShutdownHTTP2LateHandoff(t *testing.T) {
+	cert, _ := testCertificate(t)
+	inVerify := make(chan struct{})
+	releaseVerify := make(chan struct{})
+	inHandler := make(chan struct{}, 1)
+	releaseHandler := make(chan struct{})
+	srv := &Server{
+		ErrorLog: discardLogger(),
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if cs.ServerName == "late.localhost" {
+					close(inVerify)
+					<-releaseVerify
+				}
+				return nil
+			},
+		},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inHandler <- struct{}{}
+			<-releaseHandler
+		}),
+	}
+	addr := startTLS(t, srv)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(releaseVerify)
+		}
+		close(releaseHandler)
+	})
+
+	a := startH2(t, dialTLS(t, addr, "h2"))
+	a.get(t, 1, "https")
+	<-inHandler
+
+	_, pool := testCertificate(t)
+	bConn, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout()}, "tcp", addr, &tls.Config{
+		RootCAs: pool, ServerName: "late.localhost", NextProtos: []string{"h2"},
+		// The test certificate is for localhost; the name only marks the
+		// connection for VerifyConnection.
+		InsecureSkipVerify: true,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { bConn.Close() })
+	select {
+	case <-inVerify:
+	case <-time.After(testTimeout()):
+		t.Fatal("the second handshake did not reach VerifyConnection")
+	}
+
+	shutdownErr := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout())
+	defer cancel()
+	go func() { shutdownErr <- srv.Shutdown(ctx) }()
+	_, err = a.readGoAway()
+	require.NoError(t, err, "connection A got no GOAWAY")
+
+	released = true
+	close(releaseVerify)
+	b := startH2(t, bConn)
+	ga, err := b.readGoAway()
+	require.NoError(t, err, "the connection handed off after the GOAWAY broadcast got no GOAWAY")
+	assert.Equal(t, http2.ErrCodeNo, ga.ErrCode)
+
+	releaseHandler <- struct{}{}
+	select {
+	case err := <-shutdownErr:
+		assert.NoError(t, err)
+	case <-time.After(testTimeout()):
+		t.Fatal("Shutdown did not return")
 	}
 }
