@@ -80,6 +80,26 @@ func (c *conn) serveHTTP2(ctx context.Context, tc *tls.Conn) {
 	h2.srv.ServeConn(&h2NetConn{Conn: tc, h2Owner: &h2Owner{c: c}}, opts)
 }
 
+// serveUnencryptedHTTP2 serves an unencrypted HTTP/2 connection, whose
+// client preface has been read, until it ends.
+func (c *conn) serveUnencryptedHTTP2(ctx context.Context, h2 *h2Server) {
+	opts := &http2.ServeConnOpts{
+		Context:          ctx,
+		Handler:          alpnHandler{ctx: ctx, c: c},
+		SawClientPreface: true,
+	}
+	if !h2WrapsNetHTTP {
+		opts.BaseConfig = h2.hs
+	}
+	h2.srv.ServeConn(&h2cNetConn{Conn: c.rwc, h2Owner: &h2Owner{c: c}}, opts)
+}
+
+// h2cNetConn is the net.Conn handed to x/net for unencrypted HTTP/2.
+type h2cNetConn struct {
+	net.Conn
+	*h2Owner
+}
+
 // h2Owner ties a connection handed to x/net back to its conn.
 type h2Owner struct {
 	c *conn // immutable

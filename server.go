@@ -153,10 +153,16 @@ type Server struct {
 	// modified.
 	HTTP2 *http.HTTP2Config
 
-	// Protocols is the set of protocols accepted by the server. If nil, the
-	// server accepts HTTP/1 and HTTP/2, unless TLSNextProto is non-nil and
-	// has no "h2" key, or GODEBUG has http2server=0 and TLSNextProto has no
-	// "h2" key. GODEBUG is read as the runtime reads it: the environment
+	// Protocols is the set of protocols accepted by the server. With
+	// UnencryptedHTTP2, Serve serves HTTP/2 with prior knowledge (h2c) on
+	// plaintext connections that start with the HTTP/2 client preface, as
+	// net/http does; ConnState and ConnContext then see each plaintext
+	// connection wrapped (its NetConn method returns the one accepted),
+	// since the bytes read to look for the preface are kept in it.
+	//
+	// If Protocols is nil, the server accepts HTTP/1 and HTTP/2, unless
+	// TLSNextProto is non-nil and has no "h2" key, or GODEBUG has
+	// http2server=0 and TLSNextProto has no "h2" key. GODEBUG is read as the runtime reads it: the environment
 	// variable over the binary's defaults (go.mod godebug lines and
 	// //go:debug directives). As in net/http, http2server=0 also keeps the
 	// built-in HTTP/2 server from being set up when Protocols is set.
@@ -374,6 +380,7 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 	}
 	ctx := s.baseContext(orig)
 	done := s.doneChan()
+	protos := s.protocols()
 	var delay time.Duration
 	for {
 		rw, err := l.Accept()
@@ -392,6 +399,11 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 			continue
 		}
 		delay = 0
+		if wantsPrefaceConn(rw, protos) {
+			// Unencrypted HTTP/2: serve looks for the client preface;
+			// see prefaceConn.
+			rw = &prefaceConn{Conn: rw}
+		}
 		connCtx := ctx
 		if cc := s.ConnContext; cc != nil {
 			connCtx = cc(connCtx, rw)
