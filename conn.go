@@ -145,7 +145,13 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 	}
-	if !c.srv.protocols().HTTP1() {
+	protos := c.srv.protocols()
+	if c.tlsState == nil && protos.UnencryptedHTTP2() {
+		if c.maybeServeUnencryptedHTTP2(ctx) {
+			return
+		}
+	}
+	if !protos.HTTP1() {
 		return
 	}
 	c.serveHTTP1(ctx)

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 
 	"golang.org/x/net/http2"
 )
@@ -64,10 +65,6 @@ func (s *Server) setupHTTP2() error {
 
 // serveHTTP2 serves an HTTP/2 connection until it ends.
 func (c *conn) serveHTTP2(ctx context.Context, tc *tls.Conn) {
-	if c.srv.shuttingDown() {
-		// Too late for the GOAWAY that Shutdown sent to the others.
-		return
-	}
 	// net/http keeps HTTP/2 connections in StateActive until they close, so
 	// that Shutdown waits for their GOAWAY instead of closing them. x/net
 	// reports the finer states to the ConnState hook (h2ConnState).
@@ -80,28 +77,77 @@ func (c *conn) serveHTTP2(ctx context.Context, tc *tls.Conn) {
 	if !h2WrapsNetHTTP {
 		opts.BaseConfig = h2.hs
 	}
-	h2.srv.ServeConn(&h2NetConn{Conn: tc, c: c}, opts)
+	h2.srv.ServeConn(&h2NetConn{Conn: tc, h2Owner: &h2Owner{c: c}}, opts)
 }
 
-// h2NetConn is the net.Conn handed to x/net: the *tls.Conn (x/net finds its
-// ConnectionState method for the TLS checks and Request.TLS) plus the conn,
-// so that the ConnState callback can tell which connection it is about.
+// serveUnencryptedHTTP2 serves an unencrypted HTTP/2 connection, whose
+// client preface has been read, until it ends.
+func (c *conn) serveUnencryptedHTTP2(ctx context.Context, h2 *h2Server) {
+	opts := &http2.ServeConnOpts{
+		Context:          ctx,
+		Handler:          alpnHandler{ctx: ctx, c: c},
+		SawClientPreface: true,
+	}
+	if !h2WrapsNetHTTP {
+		opts.BaseConfig = h2.hs
+	}
+	h2.srv.ServeConn(&h2cNetConn{Conn: c.rwc, h2Owner: &h2Owner{c: c}}, opts)
+}
+
+// h2cNetConn is the net.Conn handed to x/net for unencrypted HTTP/2.
+type h2cNetConn struct {
+	net.Conn
+	*h2Owner
+}
+
+// h2Owner ties a connection handed to x/net back to its conn.
+type h2Owner struct {
+	c *conn // immutable
+
+	// lateGoAway guards the repeat of Shutdown's GOAWAY broadcast for a
+	// connection that x/net registered after it; see h2ConnState.
+	lateGoAway sync.Once
+}
+
+func (o *h2Owner) owner() *h2Owner { return o }
+
+// h2NetConn is the net.Conn handed to x/net for HTTP/2 over TLS: the
+// *tls.Conn (x/net finds its ConnectionState method for the TLS checks and
+// Request.TLS) plus its owner, so that the ConnState callback can tell
+// which connection it is about.
 type h2NetConn struct {
 	*tls.Conn
-	c *conn
+	*h2Owner
 }
 
 // h2ConnState receives x/net's connection states and passes them to the
 // ConnState hook with the connection the hook saw in StateNew.
+//
+// It also closes a gap in graceful shutdown. Shutdown's GOAWAY reaches the
+// connections x/net has registered, and x/net registers a connection when
+// ServeConn starts, so one handed off while or after the broadcast runs
+// would never get GOAWAY, and Shutdown would wait for its idle timeout or
+// its context. x/net reports StateActive first once it has read the
+// client preface, after registering the connection; if shutdown has
+// started by then, the broadcast is repeated, which reaches this
+// connection (x/net sends GOAWAY once per connection, so the others see
+// nothing new). Either the broadcast ran after the registration, or this
+// check sees shutdown started: inShutdown is set before the broadcast.
 func (s *Server) h2ConnState(nc net.Conn, state http.ConnState) {
-	hook := s.ConnState
-	if hook == nil {
-		return
+	if o, ok := nc.(interface{ owner() *h2Owner }); ok {
+		ow := o.owner()
+		if state == http.StateActive && s.shuttingDown() {
+			ow.lateGoAway.Do(func() {
+				if h2 := s.h2.Load(); h2 != nil {
+					h2.shutdown()
+				}
+			})
+		}
+		nc = ow.c.rwc
 	}
-	if hc, ok := nc.(*h2NetConn); ok {
-		nc = hc.Conn
+	if hook := s.ConnState; hook != nil {
+		hook(nc, state)
 	}
-	hook(nc, state)
 }
 
 // shutdown makes every HTTP/2 connection send GOAWAY and close once its

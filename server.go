@@ -44,6 +44,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,7 +117,9 @@ type Server struct {
 	// Server for this purpose) and must serve the connection; the connection
 	// is closed when it returns. A non-nil TLSNextProto without an "h2" key
 	// disables HTTP/2, unless Protocols says otherwise; an "h2" key replaces
-	// the built-in HTTP/2 server.
+	// the built-in HTTP/2 server. As in net/http, the key counts whatever
+	// its value: with a nil function, "h2" is still offered and connections
+	// that negotiate it are closed.
 	TLSNextProto map[string]func(*http.Server, *tls.Conn, http.Handler)
 
 	// ConnState specifies an optional callback function that is called when
@@ -150,9 +153,19 @@ type Server struct {
 	// modified.
 	HTTP2 *http.HTTP2Config
 
-	// Protocols is the set of protocols accepted by the server. If nil, the
-	// server accepts HTTP/1 and HTTP/2, unless TLSNextProto is non-nil and
-	// has no "h2" key or GODEBUG contains http2server=0.
+	// Protocols is the set of protocols accepted by the server. With
+	// UnencryptedHTTP2, Serve serves HTTP/2 with prior knowledge (h2c) on
+	// plaintext connections that start with the HTTP/2 client preface, as
+	// net/http does; ConnState and ConnContext then see each plaintext
+	// connection wrapped (its NetConn method returns the one accepted),
+	// since the bytes read to look for the preface are kept in it.
+	//
+	// If Protocols is nil, the server accepts HTTP/1 and HTTP/2, unless
+	// TLSNextProto is non-nil and has no "h2" key, or GODEBUG has
+	// http2server=0 and TLSNextProto has no "h2" key. GODEBUG is read as the runtime reads it: the environment
+	// variable over the binary's defaults (go.mod godebug lines and
+	// //go:debug directives). As in net/http, http2server=0 also keeps the
+	// built-in HTTP/2 server from being set up when Protocols is set.
 	Protocols *http.Protocols
 
 	// DisableClientPriority specifies whether client-specified priority (RFC
@@ -210,7 +223,9 @@ type Server struct {
 	// ClientCAFile, if non-empty, names a PEM file of certificate
 	// authorities. Clients must then present a certificate that verifies
 	// against them (tls.RequireAndVerifyClientCert), and handlers find the
-	// verified chains in Request.TLS.VerifiedChains.
+	// verified chains in Request.TLS.VerifiedChains. This holds too for the
+	// configurations TLSConfig.GetConfigForClient returns; one that sets
+	// ClientAuth or ClientCAs itself fails the handshake.
 	ClientCAFile string
 
 	// StrictTransportSecurity, if non-empty, is sent as the
@@ -326,24 +341,27 @@ func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
 		l.Close()
 		return err
 	}
-	return s.serve(tls.NewListener(l, config), l)
+	return s.serve(tls.NewListener(l, config), l, s.shouldSetupHTTP2())
 }
 
 // Serve accepts incoming connections on the Listener l, creating a new
 // service goroutine for each. The service goroutines read requests and then
 // call s.Handler to reply to them. Connections that are *tls.Conn values
-// (from a TLS listener) get the TLS handshake, ALPN dispatch and HTTP/2 just
-// as under ServeTLS.
+// (from a TLS listener) get the TLS handshake and ALPN dispatch as under
+// ServeTLS. As in net/http, HTTP/2 is set up only if TLSConfig is nil, has
+// "h2" in NextProtos, or Protocols enables unencrypted HTTP/2; otherwise a
+// connection that negotiates "h2" is closed.
 //
 // Serve always closes l and returns a non-nil error. After Shutdown or
 // Close, the returned error is http.ErrServerClosed.
 func (s *Server) Serve(l net.Listener) error {
-	return s.serve(l, l)
+	return s.serve(l, l, s.shouldSetupHTTP2() && s.shouldConfigureHTTP2ForServe())
 }
 
 // serve is the accept loop. l is the listener to accept from; orig is the
-// listener the caller passed in, given to BaseContext.
-func (s *Server) serve(l, orig net.Listener) error {
+// listener the caller passed in, given to BaseContext. setupH2 says whether
+// to set up the built-in HTTP/2 engine first.
+func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 	if fn := testHookServerServe; fn != nil {
 		fn(s, orig)
 	}
@@ -355,13 +373,14 @@ func (s *Server) serve(l, orig net.Listener) error {
 	}
 	defer s.trackListener(&l, false)
 
-	if s.protocols().HTTP2() && s.TLSNextProto["h2"] == nil {
+	if setupH2 {
 		if err := s.setupHTTP2(); err != nil {
 			return err
 		}
 	}
 	ctx := s.baseContext(orig)
 	done := s.doneChan()
+	protos := s.protocols()
 	var delay time.Duration
 	for {
 		rw, err := l.Accept()
@@ -380,6 +399,11 @@ func (s *Server) serve(l, orig net.Listener) error {
 			continue
 		}
 		delay = 0
+		if wantsPrefaceConn(rw, protos) {
+			// Unencrypted HTTP/2: serve looks for the client preface;
+			// see prefaceConn.
+			rw = &prefaceConn{Conn: rw}
+		}
 		connCtx := ctx
 		if cc := s.ConnContext; cc != nil {
 			connCtx = cc(connCtx, rw)
@@ -694,18 +718,47 @@ func (s *Server) protocols() http.Protocols {
 	if s.Protocols != nil {
 		return *s.Protocols
 	}
+	// As in net/http, the presence of the "h2" key counts, whatever its
+	// value: a non-nil TLSNextProto without it turns HTTP/2 off, and with
+	// it GODEBUG=http2server=0 does not.
+	_, hasH2 := s.TLSNextProto["h2"]
+	http2Disabled := s.TLSNextProto != nil && !hasH2
+	if !hasH2 && http2ServerDisabledByGODEBUG() {
+		http2Disabled = true
+	}
 	var p http.Protocols
 	p.SetHTTP1(true)
-	switch {
-	case s.TLSNextProto != nil:
-		// A non-nil TLSNextProto without "h2" turns HTTP/2 off.
-		p.SetHTTP2(s.TLSNextProto["h2"] != nil)
-	case http2ServerDisabledByGODEBUG():
-		p.SetHTTP2(false)
-	default:
-		p.SetHTTP2(true)
-	}
+	p.SetHTTP2(!http2Disabled)
 	return p
+}
+
+// shouldSetupHTTP2 reports whether the built-in HTTP/2 engine serves this
+// server, as net/http's onceSetNextProtoDefaults decides: HTTP/2 (over TLS
+// or unencrypted) is among the protocols, GODEBUG does not have
+// http2server=0, and TLSNextProto has no "h2" key (a nil function
+// included: net/http then installs nothing, and closes connections that
+// negotiate "h2").
+func (s *Server) shouldSetupHTTP2() bool {
+	p := s.protocols()
+	if !p.HTTP2() && !p.UnencryptedHTTP2() {
+		return false
+	}
+	if http2ServerDisabledByGODEBUG() {
+		return false
+	}
+	_, ok := s.TLSNextProto["h2"]
+	return !ok
+}
+
+// shouldConfigureHTTP2ForServe reports whether Serve, as opposed to
+// ServeTLS, sets HTTP/2 up, with net/http's policy of the same name: when
+// TLSConfig is nil (the listener may be a TLS listener built elsewhere),
+// when unencrypted HTTP/2 is on, or when TLSConfig.NextProtos has "h2".
+func (s *Server) shouldConfigureHTTP2ForServe() bool {
+	if s.TLSConfig == nil || s.protocols().UnencryptedHTTP2() {
+		return true
+	}
+	return slices.Contains(s.TLSConfig.NextProtos, "h2")
 }
 
 // handler returns the Handler requests go to: s.Handler or

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,14 +89,17 @@ func (s *Server) certReloadInterval() time.Duration {
 //   - Session tickets stay on (SessionTicketsDisabled false), with the
 //     ticket keys crypto/tls rotates itself, so clients resume cheaply.
 //
-// A configuration returned by the caller's GetConfigForClient is used as
-// given, as crypto/tls does; the defaults do not reach it.
+// crypto/tls uses a configuration returned by the caller's
+// GetConfigForClient in place of the whole configuration, so the
+// GetConfigForClient of the result wraps the caller's and applies the same
+// additions to a clone of what it returns (see forClient); nil still means
+// the base configuration.
 func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 	config := cloneTLSConfig(s.TLSConfig)
 	applyTLSDefaults(config)
 	protos := s.protocols()
 	config.NextProtos = adjustNextProtos(config.NextProtos, protos)
-	if protos.HTTP2() && s.TLSNextProto["h2"] == nil {
+	if s.shouldSetupHTTP2() {
 		if err := checkHTTP2CipherSuites(config); err != nil {
 			return nil, err
 		}
@@ -137,7 +139,72 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 			return r.GetCertificate(hello)
 		}
 	}
+	if userFn := config.GetConfigForClient; userFn != nil {
+		add := configAdditions{
+			protos:       protos,
+			clientCAs:    config.ClientCAs,
+			certificates: config.Certificates,
+			getCert:      config.GetCertificate,
+		}
+		if s.ClientCAFile == "" {
+			add.clientCAs = nil
+		}
+		config.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := userFn(hello)
+			if c == nil || err != nil {
+				return c, err
+			}
+			return add.forClient(c)
+		}
+	}
 	return config, nil
+}
+
+// configAdditions are the settings serveTLSConfig adds to the base
+// configuration, kept to be applied to the configurations the caller's
+// GetConfigForClient returns.
+type configAdditions struct {
+	protos       http.Protocols
+	clientCAs    *x509.CertPool // from ClientCAFile; nil if it is not set
+	certificates []tls.Certificate
+	getCert      func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+}
+
+// forClient returns a clone of c, a configuration returned by the caller's
+// GetConfigForClient, with the server's additions, so that no handshake
+// escapes them:
+//
+//   - The defaults of applyTLSDefaults fill MinVersion and CipherSuites if
+//     they are unset.
+//   - NextProtos is adjusted to the server's protocols as the base's is
+//     (adjustNextProtos), so that HTTP/2 is offered exactly when it is
+//     served.
+//   - With ClientCAFile set, client certificates are required and verified
+//     against its CAs. A returned configuration that sets ClientAuth or
+//     ClientCAs itself fails the handshake, as the same base configuration
+//     fails ServeTLS: the requirement must not be weakened per client.
+//   - A configuration without Certificates or GetCertificate gets the
+//     base's certificate source: the files' pair, reloaded when they
+//     change, or TLSConfig.Certificates.
+//
+// Session tickets need nothing: crypto/tls uses the base configuration's
+// ticket keys, which it rotates, unless the returned one sets its own.
+func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
+	c = c.Clone()
+	applyTLSDefaults(c)
+	c.NextProtos = adjustNextProtos(c.NextProtos, a.protos)
+	if a.clientCAs != nil {
+		if c.ClientAuth != tls.NoClientCert || c.ClientCAs != nil {
+			return nil, errors.New("httpsrv: TLSConfig.GetConfigForClient returned a config with ClientAuth or ClientCAs set while ClientCAFile is set")
+		}
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+		c.ClientCAs = a.clientCAs
+	}
+	if len(c.Certificates) == 0 && c.GetCertificate == nil {
+		c.Certificates = a.certificates
+		c.GetCertificate = a.getCert
+	}
+	return c, nil
 }
 
 // applyTLSDefaults fills httpsrv's safe defaults into the fields of config
@@ -490,17 +557,6 @@ func checkHTTP2CipherSuites(cfg *tls.Config) error {
 		return nil
 	}
 	return errors.New("httpsrv: TLSConfig.CipherSuites is missing an HTTP/2-required AES_128_GCM_SHA256 cipher (need at least one of TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)")
-}
-
-// http2ServerDisabledByGODEBUG reports whether GODEBUG has http2server=0,
-// which turns HTTP/2 off in net/http's servers, and so in ours.
-func http2ServerDisabledByGODEBUG() bool {
-	for _, kv := range strings.Split(os.Getenv("GODEBUG"), ",") {
-		if strings.TrimSpace(kv) == "http2server=0" {
-			return true
-		}
-	}
-	return false
 }
 
 // validNextProto reports whether proto is an ALPN protocol a TLSNextProto

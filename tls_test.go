@@ -23,6 +23,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
 )
 
 // TestServeTLSConfigDefaults checks the TLS settings ServeTLS fills in: the
@@ -439,4 +440,109 @@ func dialSerial(addr, serverName string) (*big.Int, error) {
 		return nil, errors.New("no peer certificate")
 	}
 	return certs[0].SerialNumber, nil
+}
+
+// TestGetConfigForClientKeepsServerSettings checks that the settings
+// httpsrv adds to the TLS configuration hold for a configuration the
+// caller's GetConfigForClient returns, which crypto/tls uses in place of
+// the whole configuration: the client certificate requirement of
+// ClientCAFile (issue 7, defect 4: a client without a certificate got
+// 200), the TLS 1.2 floor and AEAD-only suites, the ALPN protocols and the
+// certificate files, each where the returned configuration leaves it
+// unset. A nil result still means the base configuration.
+func TestGetConfigForClientKeepsServerSettings(t *testing.T) {
+	// tls10server=1 lowers crypto/tls's own floor, so that only httpsrv's
+	// default holds TLS 1.0 and 1.1 off.
+	t.Setenv("GODEBUG", "tls10server=1")
+	dir := t.TempDir()
+	serverCA := newTestCA(t, "server CA")
+	serverPair := serverCA.serverCert(t)
+	certFile := writeTestFile(t, dir, "server.crt", serverPair.certPEM)
+	keyFile := writeTestFile(t, dir, "server.key", serverPair.keyPEM)
+	clientCA := newTestCA(t, "client CA")
+	caFile := writeTestFile(t, dir, "ca.pem", clientCA.certPEM)
+	alice := clientCA.clientCert(t, "alice").tlsCertificate(t)
+	serverCert := serverPair.tlsCertificate(t)
+
+	withCert := func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return &tls.Config{Certificates: []tls.Certificate{serverCert}}, nil
+	}
+	noCert := func(*tls.ClientHelloInfo) (*tls.Config, error) { return &tls.Config{}, nil }
+	nilConfig := func(*tls.ClientHelloInfo) (*tls.Config, error) { return nil, nil }
+	ownClientAuth := func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequestClientCert}, nil
+	}
+
+	type client struct {
+		certs      []tls.Certificate
+		minVersion uint16
+		maxVersion uint16
+		suites     []uint16
+		protos     []string
+	}
+	h2client := []string{"h2", "http/1.1"}
+	tests := []struct {
+		name         string
+		clientCAFile bool
+		getConfig    func(*tls.ClientHelloInfo) (*tls.Config, error)
+		files        bool // ServeTLS with certFile and keyFile
+		client       client
+		want         string // negotiated ALPN protocol, or "error"
+	}{
+		{name: "mTLS, no client certificate", clientCAFile: true, getConfig: withCert, client: client{protos: h2client}, want: "error"},
+		{name: "mTLS, valid client certificate", clientCAFile: true, getConfig: withCert, client: client{certs: []tls.Certificate{alice}, protos: h2client}, want: "h2"},
+		{name: "mTLS, nil config, no client certificate", clientCAFile: true, getConfig: nilConfig, files: true, client: client{protos: h2client}, want: "error"},
+		{name: "mTLS, nil config, valid client certificate", clientCAFile: true, getConfig: nilConfig, files: true, client: client{certs: []tls.Certificate{alice}, protos: h2client}, want: "h2"},
+		{name: "mTLS, returned config sets ClientAuth", clientCAFile: true, getConfig: ownClientAuth, client: client{certs: []tls.Certificate{alice}, protos: h2client}, want: "error"},
+		{name: "TLS 1.1 client", getConfig: withCert, client: client{minVersion: tls.VersionTLS10, maxVersion: tls.VersionTLS11}, want: "error"},
+		{name: "TLS 1.2 CBC-only client", getConfig: withCert, client: client{maxVersion: tls.VersionTLS12, suites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}, want: "error"},
+		{name: "TLS 1.2 AEAD client", getConfig: withCert, client: client{maxVersion: tls.VersionTLS12, protos: h2client}, want: "h2"},
+		{name: "ALPN h2", getConfig: withCert, client: client{protos: h2client}, want: "h2"},
+		{name: "ALPN http/1.1", getConfig: withCert, client: client{protos: []string{"http/1.1"}}, want: "http/1.1"},
+		{name: "no certificate in returned config, files", getConfig: noCert, files: true, client: client{protos: h2client}, want: "h2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := &Server{
+				TLSConfig: &tls.Config{GetConfigForClient: tt.getConfig},
+				ErrorLog:  discardLogger(),
+				Handler:   http.NotFoundHandler(),
+			}
+			if tt.clientCAFile {
+				srv.ClientCAFile = caFile
+			}
+			var addr string
+			if tt.files {
+				addr = serveTestFiles(t, srv, certFile, keyFile)
+			} else {
+				addr = serveTestFiles(t, srv, "", "")
+			}
+			cfg := &tls.Config{
+				RootCAs:      serverCA.pool(),
+				ServerName:   "localhost",
+				Certificates: tt.client.certs,
+				MinVersion:   tt.client.minVersion,
+				MaxVersion:   tt.client.maxVersion,
+				CipherSuites: tt.client.suites,
+				NextProtos:   tt.client.protos,
+			}
+			got := "error"
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout()}, "tcp", addr, cfg)
+			if err == nil {
+				defer c.Close()
+				// A TLS 1.3 server reports a rejected client certificate
+				// after the client's handshake has finished: read to see it.
+				require.NoError(t, c.SetReadDeadline(time.Now().Add(testTimeout())))
+				if c.ConnectionState().NegotiatedProtocol == "h2" {
+					io.WriteString(c, http2.ClientPreface)
+				} else {
+					io.WriteString(c, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+				}
+				if _, err := c.Read(make([]byte, 1)); err == nil {
+					got = c.ConnectionState().NegotiatedProtocol
+				}
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
 }
