@@ -805,48 +805,11 @@ func shouldClose(major, minor int, conn []string) bool {
 	if major < 1 {
 		return true
 	}
-	hasClose := containsToken(conn, "close")
+	hasClose := valuesHaveToken(conn, "close")
 	if major == 1 && minor == 0 {
-		return hasClose || !containsToken(conn, "keep-alive")
+		return hasClose || !valuesHaveToken(conn, "keep-alive")
 	}
 	return hasClose
-}
-
-// containsToken mirrors httpguts.HeaderValuesContainsToken.
-func containsToken(values []string, token string) bool {
-	for _, v := range values {
-		for {
-			elem, rest, more := strings.Cut(v, ",")
-			if tokenEqual(trimOWS(elem), token) {
-				return true
-			}
-			if !more {
-				break
-			}
-			v = rest
-		}
-	}
-	return false
-}
-
-// tokenEqual compares ASCII case-insensitively; non-ASCII never matches.
-func tokenEqual(t, lower string) bool {
-	if len(t) != len(lower) {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if c >= 0x80 {
-			return false
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // transferFraming mirrors net/http's readTransfer for a request: it removes
@@ -868,7 +831,7 @@ func transferFraming(req *http.Request) (framing, error) {
 			if len(te) != 1 {
 				return f, &requestError{code: http.StatusNotImplemented, err: fmt.Errorf("too many transfer encodings: %q", te)}
 			}
-			if !tokenEqual(te[0], "chunked") {
+			if !asciiEqualFold(te[0], "chunked") {
 				return f, &requestError{code: http.StatusNotImplemented, err: fmt.Errorf("unsupported transfer encoding: %q", te[0])}
 			}
 			f.chunked = true
