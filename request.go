@@ -782,18 +782,18 @@ func framingLookalike(k string) bool {
 	if len(k) < len("ContentLength") || k == "Transfer-Encoding" || k == "Content-Length" {
 		return false
 	}
+	isLetter := func(c byte) bool { return 'a' <= c && c <= 'z' }
 	i := 0
-	for i < len(k) && (k[i]|0x20 < 'a' || k[i]|0x20 > 'z') {
+	for i < len(k) && !isLetter(lowerASCII(k[i])) {
 		i++
 	}
-	if i == len(k) || k[i]|0x20 != 't' && k[i]|0x20 != 'c' {
+	if i == len(k) || lowerASCII(k[i]) != 't' && lowerASCII(k[i]) != 'c' {
 		return false
 	}
 	var buf [32]byte
 	b := buf[:0]
 	for ; i < len(k) && len(b) < len(buf); i++ {
-		c := k[i] | 0x20
-		if 'a' <= c && c <= 'z' {
+		if c := lowerASCII(k[i]); isLetter(c) {
 			b = append(b, c)
 		}
 	}
