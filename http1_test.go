@@ -559,7 +559,11 @@ func TestHTTP1RequestErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p.compare(t, tt.raw)
+			end := endProbe
+			if tt.name == "truncated" {
+				end = endHalfClose // the head ends at EOF, not in the probe
+			}
+			p.compareEnd(t, tt.raw, end)
 		})
 	}
 }
@@ -831,4 +835,39 @@ func TestHTTP1MaxHeaderValueCount(t *testing.T) {
 	require.Len(t, tooMany.Responses, 1)
 	assert.Equal(t, "HTTP/1.1 431 Request Header Fields Too Large", tooMany.Responses[0].Status)
 	assert.True(t, tooMany.Closed)
+}
+
+// TestHTTP1ExchangeProbe checks the harness: the probe tells a connection
+// kept open from a closed one on both servers, without waiting for
+// silence, and is not counted as a response.
+func TestHTTP1ExchangeProbe(t *testing.T) {
+	t.Parallel()
+	p := startPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) }), nil)
+	tests := []struct {
+		name   string
+		raw    string
+		end    streamEnd
+		n      int
+		closed bool
+	}{
+		{"kept open", get + get, endProbe, 2, false},
+		{"closed by the request", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", endProbe, 1, true},
+		{"closed by a bad request", "GET / HTTP/1.1\r\n\r\n", endProbe, 1, true},
+		{"half-closed", get, endHalfClose, 1, true},
+		{"server closes alone", "GET /\r\n", endNone, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, addr := range []string{p.oracle, p.ours} {
+				res, err := exchangeErr(addr, tt.raw, tt.end)
+				require.NoError(t, err)
+				assert.Len(t, res.Responses, tt.n)
+				assert.Equal(t, tt.closed, res.Closed)
+				for _, r := range res.Responses {
+					assert.NotContains(t, r.Body, probePath)
+				}
+			}
+		})
+	}
 }
