@@ -158,6 +158,9 @@ var differentialCorpus = []struct {
 	{"lowercase method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", endProbe},
 	{"slow valid request line", "GET / HTTP/1.1\r\n", endHalfClose},
 
+	{"connect without port", "CONNECT b.example HTTP/1.1\r\nHost: b.example\r\n\r\n", endProbe},
+	{"connect bad authority", "CONNECT b example:443 HTTP/1.1\r\n", endNone},
+
 	// Malformed header lines that net/http rejects as soon as they are
 	// read.
 	{"no colon no end", "GET / HTTP/1.1\r\nHost: a\r\nX-A\r\n", endNone},
@@ -170,6 +173,14 @@ var differentialCorpus = []struct {
 	{"obs-text value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: caf\xc3\xa9\r\n\r\n", endProbe},
 	{"mixed line endings", "GET / HTTP/1.1\r\nHost: a\nX-A: 1\r\n\n", endProbe},
 	{"fold of blank line", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n \r\n\r\n", endProbe},
+
+	{"non-ASCII name", "GET / HTTP/1.1\r\nHost: a\r\nX-\xff: 1\r\n\r\n", endProbe},
+	{"white space only first field", "GET / HTTP/1.1\r\n   \r\nHost: a\r\n\r\n", endProbe},
+	{"CL inner space", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\nok", endProbe},
+	{"CL leading zeros", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 002\r\n\r\nok", endProbe},
+	{"TE trailing comma", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", endProbe},
+	{"Connection close in list", "GET / HTTP/1.1\r\nHost: a\r\nConnection: foo close\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n", endProbe},
+	{"Connection keep-alive in list", "GET / HTTP/1.0\r\nConnection: foo keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n", endProbe},
 
 	// Chunk-size lines.
 	{"chunk upper hex", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n", endProbe},
@@ -212,6 +223,8 @@ var differentialCorpus = []struct {
 	{"declared trailer trailer", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X-A, trailer\r\n\r\n0\r\n\r\n", endProbe},
 	{"declared trailer invalid name", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X A\r\n\r\n0\r\nX A: 1\r\n\r\n", endProbe},
 	{"declared trailer without chunked", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nTrailer: Content-Length\r\n\r\nok", endProbe},
+	{"chunk trailing tab", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\t\r\nok\r\n0\r\n\r\n", endProbe},
+	{"trailer empty name", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: 1\r\n\r\n", endProbe},
 	{"trailer not declared", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X-A\r\n\r\n0\r\nX-B: 1\r\n\r\n", endProbe},
 	{"trailer cut short", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n", endHalfClose},
 	{"trailer no colon ignored body", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Ignore-Body: 1\r\n\r\n0\r\nX-T\r\n\r\n", endProbe},
