@@ -871,3 +871,32 @@ func TestHTTP1ExchangeProbe(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTP1SlowClientByteByByte checks that a request sent one byte per
+// TLS record is served on both servers: a request line or field line is
+// never judged before it is complete (issue 7).
+func TestHTTP1SlowClientByteByByte(t *testing.T) {
+	t.Parallel()
+	p := startPair(t, http.HandlerFunc(echoHandler), nil)
+	raw := "POST /slow HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\nTransfer-Encoding: chunked\r\n\r\n2;x\r\nok\r\n0\r\nX-T: 3\r\n\r\n"
+	var results []wireResult
+	for _, addr := range []string{p.oracle, p.ours} {
+		conn := dialTLS(t, addr, "http/1.1")
+		conn.SetWriteDeadline(time.Now().Add(testTimeout()))
+		for i := range len(raw) {
+			_, err := io.WriteString(conn, raw[i:i+1])
+			require.NoError(t, err)
+		}
+		res := readResponses(t, conn, "POST")
+		require.Len(t, res.Responses, 1)
+		assert.Equal(t, "HTTP/1.1 200 OK", res.Responses[0].Status)
+		assert.Contains(t, res.Responses[0].Body, `body="ok"`)
+		results = append(results, res)
+	}
+	// The folded field closes our connection after the response (a
+	// deliberate difference, see differential_test.go); otherwise the
+	// answers agree.
+	want, got := results[0], results[1]
+	assert.False(t, want.Closed)
+	closesAfterFirst(t, p, raw, want, got)
+}
