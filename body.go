@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"sync"
 )
@@ -46,14 +47,14 @@ type body struct {
 	req     *http.Request // immutable; receives the trailer
 	chunked bool          // immutable
 
-	mu          sync.Mutex // guards the fields below and every use of br
-	n           uint64     // bytes left: of the body (Content-Length) or of the chunk (chunked)
-	closed      bool       // Close was called, or the trailer was bad
-	eof         bool       // the end of the body (and trailer) was read
-	err         error      // sticky chunked decoder error; io.EOF at the last chunk
-	checkEnd    bool       // chunked: the CRLF after a chunk's data is due
-	excess      int64      // chunked: overhead beyond the allowance, as net/http counts it
-	onFirstRead func()     // called once before the first Read touches br
+	mu         sync.Mutex // guards the fields below and every use of br
+	n          uint64     // bytes left: of the body (Content-Length) or of the chunk (chunked)
+	closed     bool       // Close was called, or the trailer was bad
+	badTrailer bool       // the trailer was bad: the end of the body cannot be reached
+	eof        bool       // the end of the body (and trailer) was read, or a Content-Length body hit EOF
+	err        error      // sticky chunked decoder error; io.EOF at the last chunk
+	checkEnd   bool       // chunked: the CRLF after a chunk's data is due
+	excess     int64      // chunked: overhead beyond the allowance, as net/http counts it
 }
 
 // Read reads body data with net/http semantics.
@@ -65,10 +66,6 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	if b.eof {
 		return 0, io.EOF
-	}
-	if f := b.onFirstRead; f != nil {
-		b.onFirstRead = nil
-		f()
 	}
 	if b.chunked {
 		return b.readChunkedLocked(p, len(p))
@@ -85,14 +82,6 @@ func (b *body) Close() error {
 	return nil
 }
 
-// setOnFirstRead registers f to run once, before the first Read reads from
-// the connection. drain does not run it.
-func (b *body) setOnFirstRead(f func()) {
-	b.mu.Lock()
-	b.onFirstRead = f
-	b.mu.Unlock()
-}
-
 // sawEOF reports whether the whole body, trailer included, has been read.
 func (b *body) sawEOF() bool {
 	b.mu.Lock()
@@ -101,13 +90,19 @@ func (b *body) sawEOF() bool {
 }
 
 // remaining returns the unread bytes of a Content-Length body, or -1 for a
-// chunked one.
+// chunked one. After a bad trailer it returns math.MaxInt64: the end of
+// the body can never be reached, so the server closes the connection after
+// the response and says "Connection: close", as net/http's
+// chunkWriter.writeHeader does for a body closed before its end.
 func (b *body) remaining() int64 {
-	if b.chunked {
-		return -1
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	switch {
+	case b.badTrailer:
+		return math.MaxInt64
+	case b.chunked:
+		return -1
+	}
 	return int64(b.n)
 }
 
@@ -173,8 +168,10 @@ func (b *body) readLengthLocked(p []byte) (int, error) {
 		b.eof = true
 		return n, io.EOF
 	case err == io.EOF:
-		b.err = io.ErrUnexpectedEOF
-		return n, b.err
+		// Like net/http's body.readLocked: the early EOF is reported
+		// once, and the body then counts as read to its end.
+		b.eof = true
+		return n, io.ErrUnexpectedEOF
 	}
 	return n, err
 }
@@ -190,9 +187,11 @@ func (b *body) readChunkedLocked(p []byte, want int) (n int, err error) {
 	}
 	if !b.eof {
 		if err := b.readTrailerLocked(); err != nil {
-			// Like net/http (issue 12027), nothing more may be read.
+			// Like net/http (issue 12027), nothing more may be read,
+			// and no request may follow on the connection.
 			b.err = err
 			b.closed = true
+			b.badTrailer = true
 			return n, err
 		}
 		b.eof = true

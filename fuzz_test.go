@@ -190,6 +190,7 @@ func compareWithNetHTTP(t *testing.T, data []byte) {
 	if want.eof != got.eof || want.code != got.code || want.text != got.text {
 		t.Fatalf("outcome: net/http eof=%v %d %q, ours eof=%v %d %q\ninput %q", want.eof, want.code, want.text, got.eof, got.code, got.text, data)
 	}
+	checkEarlyAnswers(t, data, got)
 	if want.req == nil {
 		return
 	}
@@ -237,6 +238,32 @@ func compareWithNetHTTP(t *testing.T, data []byte) {
 	}
 	check("rest of stream", wRest, gRest)
 	check("Trailer after body", w.Trailer, g.Trailer)
+}
+
+// checkEarlyAnswers checks that an answer readRequest gives while it waits
+// for more of the stream (a bad line answered as soon as it is complete,
+// issue 7) is the answer it gives to the whole stream: an early answer
+// must never depend on bytes not read yet. The stream is cut after each
+// of its first 16 lines, and at its end.
+func checkEarlyAnswers(t *testing.T, data []byte, whole outcome) {
+	t.Helper()
+	cuts := 0
+	for i := 0; i <= len(data) && cuts < 16; i++ {
+		if i < len(data) && data[i] != '\n' {
+			continue
+		}
+		cuts++
+		end := min(i+1, len(data))
+		br := bufio.NewReader(&errAfterReader{data: data[:end], err: errWouldBlock})
+		_, _, _, err := readRequest(br, http.DefaultMaxHeaderBytes)
+		var re *requestError
+		if !errors.As(err, &re) {
+			continue
+		}
+		if re.code != whole.code || re.text != whole.text {
+			t.Fatalf("answer to the first %d bytes: %d %q; to the whole stream: eof=%v %d %q\ninput %q", end, re.code, re.text, whole.eof, whole.code, whole.text, data)
+		}
+	}
 }
 
 func FuzzReadRequest(f *testing.F) {
@@ -287,4 +314,10 @@ var seedRequests = []string{
 	"GET /a%2Fb?q HTTP/1.1\r\nHost: a\r\n\r\n",
 	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nshort",
 	"get / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\nx-lower-case: v\r\n\r\n",
+	"GET /\r\n",
+	"SSH-2.0-OpenSSH_9.6\r\n",
+	"EHLO x\r\nMAIL FROM:<a@b>\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nX-A\r\nY: 1\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2;x\r\nok\r\n0\r\nX-T: 1\r\n 2\r\n\r\n",
 }

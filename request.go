@@ -108,6 +108,83 @@ func skipLeadingCRLF(br *bufio.Reader, n int) int {
 type headScan struct {
 	off       int  // start of the line not yet scanned
 	firstDone bool // the request line has been seen
+	checked   int  // end of the lines checkLines has checked
+	fields    bool // checkLines has seen a field line
+}
+
+// checkLines checks the complete lines of the incomplete head b that it
+// has not checked yet, and returns the error of the first bad one. net/http
+// reads a head line by line (readRequest, then net/textproto's
+// readMIMEHeader) and answers a bad request line, a first field line that
+// starts with white space or a field line without a colon as soon as it
+// has read it; a server that waited for the end of the head would leave a
+// client that speaks another protocol (or HTTP/0.9) waiting for its
+// header timeout. A bad field name or value is reported at once too: the
+// continuation lines that net/textproto waits for cannot make it good.
+// readHead calls it only before it waits for more bytes, so a complete
+// head is parsed once.
+func (s *headScan) checkLines(b []byte) error {
+	for s.checked < s.off {
+		i := bytes.IndexByte(b[s.checked:s.off], '\n')
+		line := b[s.checked : s.checked+i]
+		first := s.checked == 0
+		s.checked += i + 1
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		switch {
+		case first:
+			var req http.Request
+			if err := parseRequestLineInto(&req, string(line)); err != nil {
+				return err
+			}
+		case len(line) > 0 && (line[0] == ' ' || line[0] == '\t'):
+			if !s.fields {
+				_, _, err := parseFields(&lineReader{s: string(line)}, 0, false)
+				return err
+			}
+			// A continuation: its bytes are checked with the field.
+		default:
+			s.fields = true
+			if err := checkFieldLine(line); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkFieldLine checks one field line (not its continuation lines) as
+// parseFields does, without allocating unless it is bad.
+func checkFieldLine(line []byte) error {
+	colon := bytes.IndexByte(line, ':')
+	if colon < 0 || !validKeyBytes(line[:colon]) || !validValueBytes(line[colon+1:]) {
+		_, _, err := parseFields(&lineReader{s: string(line)}, 0, false)
+		return err
+	}
+	return nil
+}
+
+// validKeyBytes reports whether canonicalKey accepts k.
+func validKeyBytes(k []byte) bool {
+	if len(k) == 0 {
+		return false
+	}
+	for _, c := range k {
+		if !tokenByte[c] && c != ' ' {
+			return false
+		}
+	}
+	return true
+}
+
+func validValueBytes(v []byte) bool {
+	for _, c := range v {
+		if !validValueByte(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // scan looks for the end of the head in b, resuming where it stopped last
@@ -149,6 +226,9 @@ func readHead(br *bufio.Reader, limit int) (head string, consumed int, err error
 			if n > limit {
 				return "", discard(br, n), headError(b[:sc.off], false)
 			}
+			if err := sc.checkLines(b); err != nil {
+				return "", discard(br, n), err
+			}
 			if n >= br.Size() {
 				break
 			}
@@ -181,6 +261,9 @@ func readHead(br *bufio.Reader, limit int) (head string, consumed int, err error
 		}
 		if len(buf) > limit {
 			return "", consumed, headError(buf[:sc.off], false)
+		}
+		if err := sc.checkLines(buf); err != nil {
+			return "", consumed, err
 		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return "", consumed, endError(buf, err)
@@ -257,22 +340,9 @@ func (r *lineReader) peekFolded() bool {
 func parseHead(req *http.Request, head string, complete bool) (folded bool, err error) {
 	lr := lineReader{s: head}
 	line, _ := lr.next()
-	var ok bool
-	req.Method, req.RequestURI, req.Proto, ok = parseRequestLine(line)
-	if !ok {
-		return false, badRequest(badString("malformed HTTP request", line))
+	if err := parseRequestLineInto(req, line); err != nil {
+		return false, err
 	}
-	if !validToken(req.Method) {
-		return false, badRequest(badString("invalid method", req.Method))
-	}
-	if req.ProtoMajor, req.ProtoMinor, ok = parseHTTPVersion(req.Proto); !ok {
-		return false, badRequest(badString("malformed HTTP version", req.Proto))
-	}
-	u, err := parseRequestURI(req.Method, req.RequestURI)
-	if err != nil {
-		return false, badRequest(err)
-	}
-	req.URL = u
 	// An upper bound on the number of fields (lines less the blank one), for
 	// one allocation of values, capped as net/textproto caps its hint.
 	n := min(max(strings.Count(head[lr.off:], "\n")-1, 0), 1000)
@@ -282,6 +352,28 @@ func parseHead(req *http.Request, head string, complete bool) (folded bool, err 
 	}
 	req.Header = hdr
 	return folded, nil
+}
+
+// parseRequestLineInto parses the request line into req, with the checks
+// net/http's readRequest makes before it reads the header block.
+func parseRequestLineInto(req *http.Request, line string) error {
+	var ok bool
+	req.Method, req.RequestURI, req.Proto, ok = parseRequestLine(line)
+	if !ok {
+		return badRequest(badString("malformed HTTP request", line))
+	}
+	if !validToken(req.Method) {
+		return badRequest(badString("invalid method", req.Method))
+	}
+	if req.ProtoMajor, req.ProtoMinor, ok = parseHTTPVersion(req.Proto); !ok {
+		return badRequest(badString("malformed HTTP version", req.Proto))
+	}
+	u, err := parseRequestURI(req.Method, req.RequestURI)
+	if err != nil {
+		return badRequest(err)
+	}
+	req.URL = u
+	return nil
 }
 
 func parseRequestLine(line string) (method, requestURI, proto string, ok bool) {
@@ -690,18 +782,18 @@ func framingLookalike(k string) bool {
 	if len(k) < len("ContentLength") || k == "Transfer-Encoding" || k == "Content-Length" {
 		return false
 	}
+	isLetter := func(c byte) bool { return 'a' <= c && c <= 'z' }
 	i := 0
-	for i < len(k) && (k[i]|0x20 < 'a' || k[i]|0x20 > 'z') {
+	for i < len(k) && !isLetter(lowerASCII(k[i])) {
 		i++
 	}
-	if i == len(k) || k[i]|0x20 != 't' && k[i]|0x20 != 'c' {
+	if i == len(k) || lowerASCII(k[i]) != 't' && lowerASCII(k[i]) != 'c' {
 		return false
 	}
 	var buf [32]byte
 	b := buf[:0]
 	for ; i < len(k) && len(b) < len(buf); i++ {
-		c := k[i] | 0x20
-		if 'a' <= c && c <= 'z' {
+		if c := lowerASCII(k[i]); isLetter(c) {
 			b = append(b, c)
 		}
 	}
@@ -713,48 +805,11 @@ func shouldClose(major, minor int, conn []string) bool {
 	if major < 1 {
 		return true
 	}
-	hasClose := containsToken(conn, "close")
+	hasClose := valuesHaveToken(conn, "close")
 	if major == 1 && minor == 0 {
-		return hasClose || !containsToken(conn, "keep-alive")
+		return hasClose || !valuesHaveToken(conn, "keep-alive")
 	}
 	return hasClose
-}
-
-// containsToken mirrors httpguts.HeaderValuesContainsToken.
-func containsToken(values []string, token string) bool {
-	for _, v := range values {
-		for {
-			elem, rest, more := strings.Cut(v, ",")
-			if tokenEqual(trimOWS(elem), token) {
-				return true
-			}
-			if !more {
-				break
-			}
-			v = rest
-		}
-	}
-	return false
-}
-
-// tokenEqual compares ASCII case-insensitively; non-ASCII never matches.
-func tokenEqual(t, lower string) bool {
-	if len(t) != len(lower) {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if c >= 0x80 {
-			return false
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // transferFraming mirrors net/http's readTransfer for a request: it removes
@@ -776,7 +831,7 @@ func transferFraming(req *http.Request) (framing, error) {
 			if len(te) != 1 {
 				return f, &requestError{code: http.StatusNotImplemented, err: fmt.Errorf("too many transfer encodings: %q", te)}
 			}
-			if !tokenEqual(te[0], "chunked") {
+			if !asciiEqualFold(te[0], "chunked") {
 				return f, &requestError{code: http.StatusNotImplemented, err: fmt.Errorf("unsupported transfer encoding: %q", te[0])}
 			}
 			f.chunked = true

@@ -471,3 +471,56 @@ func TestRequestErrorText(t *testing.T) {
 	assert.Equal(t, `httpsrv: 501 Not Implemented: unsupported transfer encoding: "gzip"`, err.Error())
 	assert.True(t, bytes.Contains([]byte(badRequest(io.ErrUnexpectedEOF).Error()), []byte("unexpected EOF")))
 }
+
+// errWouldBlock stands for a client that has sent everything it will send
+// for now.
+var errWouldBlock = errors.New("would block")
+
+// TestReadRequestAnswersBadLineEarly checks that a line net/http rejects as
+// soon as it has read it is rejected without waiting for the rest of the
+// head (issue 7, defect 9), and that a good line still waits.
+func TestReadRequestAnswersBadLineEarly(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		bad  bool // a 400 at once; else the read error, after waiting
+	}{
+		{"HTTP/0.9 request", "GET /\r\n", true},
+		{"HTTP/0.9 bare LF", "GET /\n", true},
+		{"SSH banner", "SSH-2.0-OpenSSH_9.6\r\n", true},
+		{"SMTP", "EHLO x\r\n", true},
+		{"empty line", "\r\n", true},
+		{"bad method", "G(T / HTTP/1.1\r\n", true},
+		{"bad version", "GET / HTTP/1.10\r\n", true},
+		{"bad target", "GET foo HTTP/1.1\r\n", true},
+		{"header without colon", "GET / HTTP/1.1\r\nHost: a\r\nX-A\r\n", true},
+		{"first field folded", "GET / HTTP/1.1\r\n Host: a\r\n", true},
+		{"bad name", "GET / HTTP/1.1\r\nX(A: 1\r\n", true},
+		{"bad value", "GET / HTTP/1.1\r\nX-A: a\x01\r\n", true},
+		{"partial end of head", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r", false},
+		{"partial request line", "GET / HTTP/1.1", false},
+		{"partial line CR", "GET / HTTP/1.1\r", false},
+		{"request line", "GET / HTTP/1.1\r\n", false},
+		{"HTTP/3 line waits for the 505", "GET / HTTP/3.0\r\n", false},
+		{"fields", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n", false},
+		{"folded field", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n", false},
+		{"partial field", "GET / HTTP/1.1\r\nX-A", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, size := range []int{16, 4096} {
+				br := bufio.NewReaderSize(&errAfterReader{data: []byte(tt.in), err: errWouldBlock}, size)
+				_, _, _, err := readRequest(br, 1<<20)
+				if !tt.bad {
+					assert.Equal(t, errWouldBlock, err, "size %d", size)
+					continue
+				}
+				var re *requestError
+				if assert.ErrorAs(t, err, &re, "size %d", size) {
+					assert.Equal(t, http.StatusBadRequest, re.code)
+					assert.Empty(t, re.text)
+				}
+			}
+		})
+	}
+}
