@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"sync"
 )
@@ -90,20 +89,24 @@ func (b *body) sawEOF() bool {
 }
 
 // remaining returns the unread bytes of a Content-Length body, or -1 for a
-// chunked one. After a bad trailer it returns math.MaxInt64: the end of
-// the body can never be reached, so the server closes the connection after
-// the response and says "Connection: close", as net/http's
-// chunkWriter.writeHeader does for a body closed before its end.
+// chunked one.
 func (b *body) remaining() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch {
-	case b.badTrailer:
-		return math.MaxInt64
-	case b.chunked:
+	if b.chunked {
 		return -1
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return int64(b.n)
+}
+
+// unfinishable reports whether the end of the body can no longer be
+// reached: the trailer was bad. net/http closes such a body, and a body
+// closed before its end makes chunkWriter.writeHeader close the connection
+// after the response with "Connection: close".
+func (b *body) unfinishable() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.badTrailer
 }
 
 // drain reads and discards up to limit bytes of body data to reach the end

@@ -94,8 +94,10 @@ func (c *conn) closeNow() {
 func (c *conn) closeRWC() {
 	if c.resetOnClose.Load() {
 		nc := c.rwc
-		if tc, ok := nc.(*tls.Conn); ok {
-			nc = tc.NetConn()
+		if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
+			// A *tls.Conn, or a plaintext connection that kept the
+			// bytes read for the HTTP/2 preface (prefaceConn).
+			nc = u.NetConn()
 		}
 		if tcp, ok := nc.(*net.TCPConn); ok {
 			tcp.SetLinger(0)

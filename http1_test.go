@@ -751,8 +751,10 @@ func TestHTTP1ShutdownAnswersRequest(t *testing.T) {
 func TestHTTP1Timeouts(t *testing.T) {
 	t.Parallel()
 	p := startPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), func(s *Server, hs *http.Server) {
-		s.ReadHeaderTimeout, hs.ReadHeaderTimeout = 100*time.Millisecond, 100*time.Millisecond
-		s.IdleTimeout, hs.IdleTimeout = 100*time.Millisecond, 100*time.Millisecond
+		// The handshake runs under ReadHeaderTimeout too (net/http's
+		// tlsHandshakeTimeout): long enough for a loaded machine.
+		s.ReadHeaderTimeout, hs.ReadHeaderTimeout = 500*time.Millisecond, 500*time.Millisecond
+		s.IdleTimeout, hs.IdleTimeout = 500*time.Millisecond, 500*time.Millisecond
 	})
 	for _, addr := range []string{p.oracle, p.ours} {
 		conn := dialTLS(t, addr, "http/1.1")

@@ -98,7 +98,7 @@ func (w *response) discardUnreadBody() (tooBig bool) {
 		if w.expectContinue {
 			return false // read to its end, or the conn is closing
 		}
-		if w.rb.closed.Load() {
+		if w.rb.closed.Load() || w.body.unfinishable() {
 			if !w.rb.eof.Load() && !w.body.sawEOF() {
 				w.closeAfterReply = true
 			}
