@@ -264,3 +264,48 @@ func TestMaxBytesReaderClosesConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTP10KeepAliveClaim checks the README's HTTP/1.0 keep-alive row: a
+// close known as the head goes out (shutdown started) is not contradicted
+// by "Connection: keep-alive", while a close decided after the head was
+// sent still closes a connection the head called keep-alive.
+func TestHTTP10KeepAliveClaim(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		shutdownFirst bool
+		wantHeader    string
+	}{
+		{"shutdown before the head", true, ""},
+		{"shutdown after the head", false, "keep-alive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var srv Server
+			s := closingServer{shutdown: srv.Shutdown, onStart: srv.RegisterOnShutdown}
+			srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "2")
+				if tc.shutdownFirst {
+					s.startShutdown()
+				}
+				w.WriteHeader(http.StatusOK)
+				w.(http.Flusher).Flush()
+				if !tc.shutdownFirst {
+					s.startShutdown()
+				}
+				io.WriteString(w, "ok")
+			})
+			addr := startTLS(t, &srv)
+			c := dialTLS(t, addr, "http/1.1")
+			c.SetDeadline(time.Now().Add(testTimeout()))
+			io.WriteString(c, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			require.NoError(t, err)
+			b, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			assert.Equal(t, "ok", string(b))
+			assert.Equal(t, tc.wantHeader, resp.Header.Get("Connection"))
+			_, err = br.ReadByte()
+			assert.ErrorIs(t, err, io.EOF, "the connection must close")
+		})
+	}
+}
