@@ -163,11 +163,7 @@ func (c *conn) serve(ctx context.Context) {
 // reports whether it succeeded. Failures are logged, and plaintext HTTP
 // requests get net/http's 400 answer.
 func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
-	if d := c.srv.tlsHandshakeTimeout(); d > 0 {
-		dl := time.Now().Add(d)
-		c.rwc.SetReadDeadline(dl)
-		c.rwc.SetWriteDeadline(dl)
-	}
+	phaseDeadline(c.rwc, c.srv.tlsHandshakeTimeout())
 	if err := tc.HandshakeContext(ctx); err != nil {
 		// If the handshake failed due to the client not speaking TLS,
 		// assume they're speaking plaintext HTTP and write a 400 response
@@ -181,9 +177,7 @@ func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
 		c.srv.logHandshakeError(c.remoteAddr, err)
 		return false
 	}
-	// Restore the deadlines the handshake timeout replaced.
-	c.rwc.SetReadDeadline(time.Time{})
-	c.rwc.SetWriteDeadline(time.Time{})
+	phaseDeadline(c.rwc, 0)
 	st := tc.ConnectionState()
 	c.tlsState = &st
 	return true

@@ -16,6 +16,19 @@ import (
 // no records.
 const floorPiece = 16 << 10
 
+// phaseDeadline bounds a phase of a connection before a protocol engine
+// takes it over (the TLS handshake, the wait for an h2c preface): both
+// deadlines are set timeout from now, or cleared when timeout is not
+// positive. The engines then own the deadlines: connDeadlines for HTTP/1,
+// x/net for HTTP/2.
+func phaseDeadline(c net.Conn, timeout time.Duration) {
+	var t time.Time
+	if timeout > 0 {
+		t = time.Now().Add(timeout)
+	}
+	c.SetDeadline(t)
+}
+
 // connDeadlines is the one owner of an HTTP/1 connection's read and write
 // deadlines: the phase limits (ReadHeaderTimeout, IdleTimeout,
 // ReadTimeout, WriteTimeout), the rate floors (MinRequestBodyRate,
@@ -206,6 +219,14 @@ func (d *connDeadlines) readFrom(rf io.ReaderFrom, src io.Reader) (int64, error)
 			return written, err
 		}
 	}
+}
+
+// hijacked clears both deadlines as the handler takes the connection
+// over, as net/http's Hijack does.
+func (d *connDeadlines) hijacked() {
+	d.rwc.SetDeadline(time.Time{})
+	d.readSet.Store(false)
+	d.writeSet = time.Time{}
 }
 
 // handlerSetWrite is http.ResponseController's SetWriteDeadline: the

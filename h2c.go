@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"syscall"
-	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -129,15 +128,13 @@ func (c *conn) maybeServeUnencryptedHTTP2(ctx context.Context) bool {
 	if !hasFn && h2 == nil {
 		return false
 	}
-	if d := c.srv.readHeaderTimeout(); d > 0 {
-		c.rwc.SetReadDeadline(time.Now().Add(d))
-	}
-	if !pc.peekPreface() {
+	phaseDeadline(c.rwc, c.srv.readHeaderTimeout())
+	ok := pc.peekPreface()
+	phaseDeadline(c.rwc, 0)
+	if !ok {
 		return false
 	}
 	c.setState(http.StateActive, skipHooks)
-	c.rwc.SetReadDeadline(time.Time{})
-	c.rwc.SetWriteDeadline(time.Time{})
 	if hasFn {
 		if fn != nil {
 			fn(c.srv.httpServer(), unencryptedTLSConn(c.rwc), alpnHandler{ctx: ctx, c: c})

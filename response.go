@@ -494,7 +494,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h.cr.stop()
 	h.c.hijacked.Store(true)
 	rwc := h.rwc
-	rwc.SetDeadline(time.Time{})
+	h.dl.hijacked()
 	h.cr.mu.Lock()
 	hasByte := h.cr.hasByte
 	h.cr.mu.Unlock()
