@@ -129,7 +129,7 @@ func (c *conn) maybeServeUnencryptedHTTP2(ctx context.Context) bool {
 		return false
 	}
 	phaseDeadline(c.rwc, c.srv.readHeaderTimeout())
-	ok := pc.peekPreface()
+	ok = pc.peekPreface()
 	phaseDeadline(c.rwc, 0)
 	if !ok {
 		return false
