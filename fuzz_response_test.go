@@ -56,9 +56,9 @@ func FuzzResponseFraming(f *testing.F) {
 // net/http still answer differently. They are not deliberate: each is a
 // bug to fix in the response writer, after which its entry goes. They
 // live here rather than in testdata/fuzz so that go test stays green
-// until then; FuzzResponseFraming skips them by name, and skips every
-// other program that matches reports as the same bug, so that fuzzing
-// goes on finding new ones.
+// until then. FuzzResponseFraming skips each input by name, and also
+// every other program that its matches function reports as the same bug,
+// so that fuzzing goes on finding new ones.
 var responseFramingKnownDiffs = []struct {
 	name    string
 	why     string
@@ -68,7 +68,7 @@ var responseFramingKnownDiffs = []struct {
 	{
 		name: "nil value of a dropped field hangs",
 		why: "w.Header()[\"Content-Length\"] = nil; w.Header().Set(\"X-A\", \"1\"); w.WriteHeader(204): " +
-			"net/http sends the 204 (header.go's writeSubset skips the empty field); httpsrv's writeHandlerFields " +
+			"net/http sends the 204 (Header.writeSubset writes no line for a nil value); httpsrv's writeHandlerFields " +
 			"loops for ever on the field's empty span when writeHead drops it and another field sorts after it, " +
 			"so nothing is sent and the connection's goroutine spins",
 		// GET HTTP/1.1; Header()["Content-Length"] = nil;
@@ -151,7 +151,7 @@ const (
 	opWrite              // Write
 	opWriteString        // WriteString
 	opFlush              // Flush
-	opReadFrom           // ReadFrom(*strings.Reader)
+	opReadFrom           // ReadFrom(*bytes.Reader)
 	opReadBody           // io.ReadAll(r.Body)
 	opReturn             // return from the handler
 	numOps
