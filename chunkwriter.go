@@ -271,7 +271,8 @@ func (w *response) writeHandlerFields(bw *bufio.Writer) {
 	for {
 		next, end := len(b), len(b)
 		for k := range numHeaderKeys {
-			if hs.drop[k] && hs.present[k] && hs.span[k][0] >= start && hs.span[k][0] < next {
+			// A field with no values has an empty span: nothing to skip.
+			if hs.drop[k] && hs.present[k] && hs.span[k][0] < hs.span[k][1] && hs.span[k][0] >= start && hs.span[k][0] < next {
 				next, end = hs.span[k][0], hs.span[k][1]
 			}
 		}

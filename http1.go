@@ -322,7 +322,10 @@ func (h *h1conn) waitNextRequest() bool {
 	// Otherwise a background read still waiting is the wait for the next
 	// request: it finishes under the idle deadline, without the two
 	// deadline changes that aborting it costs.
-	if err := h.cr.waitBackgroundRead(); err != nil {
+	// A read error (the client half-closed, say) ends the connection
+	// once the requests it already sent are answered: as in net/http, it
+	// only cancelled the connection's context.
+	if err := h.cr.waitBackgroundRead(); err != nil && h.bufr.Buffered() == 0 {
 		return false
 	}
 	if _, err := h.bufr.Peek(4); err != nil {
