@@ -81,12 +81,20 @@ func (w *response) finishBody() {
 // lingerOnClose reports whether the client may have sent bytes the server
 // has not read when the connection closes after w (nil when no response
 // was started): then closeWriteAndWait closes it, so that those bytes do
-// not reset the connection under the response.
+// not reset the connection under the response. That is the case when the
+// body was not read to its end, when request bytes are buffered, and when
+// the server closes a connection the client meant to keep, since it may
+// have pipelined requests that are still arriving (RFC 9112 §9.6).
 func (h *h1conn) lingerOnClose(w *response) bool {
-	if w != nil && (w.bodyLimitHit || w.closedBodyEarly) {
+	if w != nil && (w.bodyLimitHit || w.closedBodyEarly || (!w.wantsClose && (w.is11 || w.wants10KeepAlive))) {
 		return true
 	}
-	return h.bufr != nil && h.bufr.Buffered() > 0
+	if h.bufr != nil && h.bufr.Buffered() > 0 {
+		return true
+	}
+	h.cr.mu.Lock()
+	defer h.cr.mu.Unlock()
+	return h.cr.hasByte
 }
 
 // discardUnreadBody reads and discards what the handler left of the
