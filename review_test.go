@@ -284,3 +284,50 @@ func TestReviewH2CHijackConn(t *testing.T) {
 	})
 	assert.Equal(t, want, have, "hijacked connection: *net.TCPConn, has CloseWrite")
 }
+
+// TestReviewReadTimeoutCoversHead: net/http's ReadTimeout is "the
+// maximum duration for reading the entire request, including the body",
+// counted from the start of readRequest. connDeadlines.startRequest now
+// counts it from the end of the head (readRequest passes the time the
+// head was read), so a client that takes nearly ReadHeaderTimeout (by
+// default ReadTimeout itself) over the head gets a fresh ReadTimeout for
+// the body: up to twice the limit in all. (The code before this change
+// took the deadline before reading the head, as net/http does.)
+func TestReviewReadTimeoutCoversHead(t *testing.T) {
+	const readTimeout = 2 * time.Second
+	const headPause = 1500 * time.Millisecond // the slow client's pace
+	run := func(t *testing.T, addr string, bodyErrAt <-chan time.Time) {
+		conn := dialTLS(t, addr, "http/1.1")
+		start := time.Now()
+		_, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n")
+		require.NoError(t, err)
+		<-time.After(headPause)
+		_, err = io.WriteString(conn, "\r\n") // the head ends; no body follows
+		require.NoError(t, err)
+		select {
+		case at := <-bodyErrAt:
+			took := at.Sub(start)
+			assert.Less(t, took, readTimeout+500*time.Millisecond,
+				"the request (head and body) was read for %v, ReadTimeout is %v", took, readTimeout)
+		case <-time.After(testTimeout()):
+			t.Fatal("the body read never failed")
+		}
+	}
+	handler := func(c chan<- time.Time) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.ReadAll(r.Body)
+			c <- time.Now()
+		})
+	}
+	t.Run("net/http", func(t *testing.T) {
+		c := make(chan time.Time, 1)
+		addr := startNetHTTP(t, &http.Server{Handler: handler(c), ReadTimeout: readTimeout, ErrorLog: discardLogger()})
+		run(t, addr, c)
+	})
+	t.Run("httpsrv", func(t *testing.T) {
+		c := make(chan time.Time, 1)
+		srv := &Server{Handler: handler(c), ReadTimeout: readTimeout}
+		srv.ErrorLog, _ = newTestLogger()
+		run(t, startTLS(t, srv), c)
+	})
+}
