@@ -331,3 +331,44 @@ func TestReviewReadTimeoutCoversHead(t *testing.T) {
 		run(t, startTLS(t, srv), c)
 	})
 }
+
+// TestReviewH2CHeaderTimeoutRestarts: with UnencryptedHTTP2 on, the look
+// for the h2c preface (maybeServeUnencryptedHTTP2) reads the first 14
+// bytes under ReadHeaderTimeout, and when they are not the preface the
+// HTTP/1 engine starts a fresh ReadHeaderTimeout (h1conn.serve's
+// readAfter): a client that sends 13 bytes, waits, and then trickles the
+// rest holds a connection for nearly twice ReadHeaderTimeout. Without
+// UnencryptedHTTP2 the same client is cut at ReadHeaderTimeout.
+func TestReviewH2CHeaderTimeoutRestarts(t *testing.T) {
+	const headerTimeout = time.Second
+	const pause = 900 * time.Millisecond // the slow client's pace
+	h1 := protocols(true, false)
+	h1h2c := protocols(true, false)
+	h1h2c.SetUnencryptedHTTP2(true)
+	for _, tc := range []struct {
+		name   string
+		protos http.Protocols
+	}{{"HTTP1 only", h1}, {"HTTP1 and UnencryptedHTTP2", h1h2c}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.protos
+			srv := &Server{Handler: http.NotFoundHandler(), Protocols: &p, ReadHeaderTimeout: headerTimeout}
+			srv.ErrorLog, _ = newTestLogger()
+			addr := servePlain(t, srv.Serve, srv.Close)
+			conn, err := net.DialTimeout("tcp", addr, testTimeout())
+			require.NoError(t, err)
+			t.Cleanup(func() { conn.Close() })
+			start := time.Now()
+			_, err = io.WriteString(conn, "GET / HTTP/1.") // 13 bytes
+			require.NoError(t, err)
+			<-time.After(pause)
+			_, err = io.WriteString(conn, "1\r\nHost: x\r\n") // the head never ends
+			require.NoError(t, err)
+			conn.SetReadDeadline(time.Now().Add(testTimeout()))
+			_, err = io.ReadAll(conn)
+			took := time.Since(start)
+			require.NoError(t, err)
+			assert.Less(t, took, headerTimeout+400*time.Millisecond,
+				"an incomplete head kept the connection for %v; ReadHeaderTimeout is %v", took, headerTimeout)
+		})
+	}
+}
