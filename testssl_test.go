@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,21 +53,17 @@ var testsslCertFindings = map[string]string{
 	"cert_validityPeriod":        "the test certificate is valid until 2084, longer than a public CA allows",
 }
 
-// TestSSL runs testssl.sh against both servers, concurrently.
+// TestSSL runs testssl.sh against both servers, concurrently, each server
+// in a process of its own (startServerProcess).
 func TestSSL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs testssl.sh; skipped in -short mode")
-	}
+	requireInterop(t)
 	testssl := lookTool(t, "testssl")
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("hello\n"))
-	})
 	servers := []struct {
 		name string
 		addr string
 	}{
-		{"httpsrv", startTLS(t, &Server{Handler: handler, ErrorLog: discardLogger()})},
-		{"net/http", startNetHTTP(t, &http.Server{Handler: handler, ErrorLog: discardLogger()})},
+		{"httpsrv", startServerProcess(t, "httpsrv", "hello").addr},
+		{"net/http", startServerProcess(t, "net/http", "hello").addr},
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute*time.Duration(testTimeout()/(10*time.Second)))
