@@ -1,9 +1,10 @@
 package httpsrv
 
 // End-to-end tests against real external peers: curl, and the h2spec
-// conformance suite. Each tool is looked up on PATH; a missing tool skips the
-// test unless HTTPSRV_REQUIRE_TOOLS=1, which CI sets so that a missing
-// install step fails instead of passing silently.
+// conformance suite, which runs only with HTTPSRV_INTEROP=1 (interop_test.go).
+// Each tool is looked up on PATH; a missing tool skips the test unless
+// HTTPSRV_REQUIRE_TOOLS=1, which CI sets so that a missing install step fails
+// instead of passing silently.
 
 import (
 	"bufio"
