@@ -73,7 +73,7 @@ func TestSSL(t *testing.T) {
 		{"net/http", startServerProcess(t, "net/http", "hello").addr, testsslOracleChecks},
 	}
 
-	// The scans are CPU-bound shell scripts: they took 2.5 to over 6
+	// The scans are CPU-bound shell scripts: they took 2.5 to 10.5
 	// minutes on a 2-core machine shared with other work.
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute*time.Duration(testTimeout()/(10*time.Second)))
 	defer cancel()
