@@ -9,11 +9,10 @@ import (
 )
 
 // TestHTTP1AllocsBelowNetHTTP is the allocation guard: a keep-alive
-// request costs fewer allocations on httpsrv than on net/http.
+// request costs fewer allocations on httpsrv than on net/http. It takes
+// well under a second, so -short runs it too. Like the other guards it is
+// built only without -race; .ci/run has a step that runs them.
 func TestHTTP1AllocsBelowNetHTTP(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measures allocations over TLS; skipped in -short mode")
-	}
 	ours, oracle := benchServers(t)
 	for _, tc := range []struct {
 		name string

@@ -527,9 +527,8 @@ func newReloadClient(t testing.TB, ca *testPKI, h2 bool) *http.Client {
 // reused connections. No request may fail, and a fresh handshake must see
 // each valid pair within the check interval plus some slack.
 func TestCertReloadUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("load test; skipped in -short mode")
-	}
+	requireInterop(t) // a load test: it needs the machine to itself
+
 	const (
 		renewals     = 100
 		invalidEvery = 10 // every tenth renewal writes a broken pair

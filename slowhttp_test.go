@@ -6,14 +6,12 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,40 +43,6 @@ type slowResult struct {
 	elapsed           time.Duration
 }
 
-// connCounter counts, through the ConnState hook, the connections a server
-// opened and closed, leaving out the probe client's.
-type connCounter struct {
-	probes       sync.Map // local addresses of the probe client's connections
-	opened, shut atomic.Int64
-}
-
-// waitAllClosed waits until every connection counted has closed.
-func (cc *connCounter) waitAllClosed(t testing.TB) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout())
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for cc.shut.Load() < cc.opened.Load() {
-		if time.Now().After(deadline) {
-			t.Errorf("%d of %d connections still open", cc.opened.Load()-cc.shut.Load(), cc.opened.Load())
-			return
-		}
-		<-tick.C
-	}
-}
-
-func (cc *connCounter) hook(c net.Conn, s http.ConnState) {
-	if _, ok := cc.probes.Load(c.RemoteAddr().String()); ok {
-		return
-	}
-	switch s {
-	case http.StateNew:
-		cc.opened.Add(1)
-	case http.StateClosed, http.StateHijacked:
-		cc.shut.Add(1)
-	}
-}
-
 // slowHTTPDuration is the length of each slowhttptest run: 60 s unless
 // HTTPSRV_SLOWHTTP_SECONDS says otherwise.
 func slowHTTPDuration() int {
@@ -104,28 +68,24 @@ var slowBody = bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
 // TestSlowHTTP runs slowhttptest's slow-headers, slow-body and slow-read
 // attacks, 1000 connections each, against a zero-config Server and, side
 // by side, against net/http's zero-config server, while a probe client
-// makes a normal request every second. The Server must answer every probe
+// makes a normal request every second. Each server runs in a process of
+// its own (startServerProcess); the probe runs in the test process and
+// uses a second listener of the same server, so that the server's
+// ConnState counts leave the probe out. The Server must answer every probe
 // and must have closed at least 90% of the slow connections by the end.
 func TestSlowHTTP(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slowhttptest runs take minutes")
-	}
+	requireInterop(t)
 	bin := lookTool(t, "slowhttptest")
 	seconds := slowHTTPDuration()
 	for _, attack := range slowAttacks {
 		t.Run(attack.name, func(t *testing.T) {
-			var oursCC, theirsCC connCounter
-			ours := startTLS(t, &Server{Handler: http.HandlerFunc(slowHandler), ErrorLog: discardLogger(), ConnState: oursCC.hook})
-			theirs := startNetHTTP(t, &http.Server{Handler: http.HandlerFunc(slowHandler), ErrorLog: discardLogger(), ConnState: theirsCC.hook})
+			ours := startServerProcess(t, "httpsrv", "slow")
+			theirs := startServerProcess(t, "net/http", "slow")
 			var wg sync.WaitGroup
 			var oursRes, theirsRes slowResult
 			var oursErr, theirsErr error
-			wg.Add(2)
-			go func() { defer wg.Done(); oursRes, oursErr = runSlowHTTPTest(t, bin, ours, &oursCC, attack, seconds) }()
-			go func() {
-				defer wg.Done()
-				theirsRes, theirsErr = runSlowHTTPTest(t, bin, theirs, &theirsCC, attack, seconds)
-			}()
+			wg.Go(func() { oursRes, oursErr = runSlowHTTPTest(t, bin, ours, attack, seconds) })
+			wg.Go(func() { theirsRes, theirsErr = runSlowHTTPTest(t, bin, theirs, attack, seconds) })
 			wg.Wait()
 			require.NoError(t, oursErr)
 			require.NoError(t, theirsErr)
@@ -146,9 +106,10 @@ func TestSlowHTTP(t *testing.T) {
 }
 
 // runSlowHTTPTest runs one slowhttptest attack with 1000 connections
-// against addr while probing it every second.
-func runSlowHTTPTest(t testing.TB, bin, addr string, cc *connCounter, attack slowAttack, seconds int) (slowResult, error) {
+// against the server process p while probing it every second.
+func runSlowHTTPTest(t testing.TB, bin string, p *serverProcess, attack slowAttack, seconds int) (slowResult, error) {
 	var res slowResult
+	addr := p.addr
 	prefix := filepath.Join(t.TempDir(), "slow")
 	args := append([]string{"-c", "1000", "-r", "200", "-l", strconv.Itoa(seconds), "-p", "5",
 		"-u", "https://" + addr + "/", "-g", "-o", prefix}, attack.args...)
@@ -160,7 +121,7 @@ func runSlowHTTPTest(t testing.TB, bin, addr string, cc *connCounter, attack slo
 
 	probeCtx, stopProbes := context.WithCancel(ctx)
 	probes := make(chan [2]int, 1)
-	go func() { probes <- probeEverySecond(probeCtx, t, addr, cc) }()
+	go func() { probes <- probeEverySecond(probeCtx, t, p.probeAddr) }()
 
 	// The server's view is sampled until a second before slowhttptest's
 	// time limit: when it exits, its connections close by themselves. If
@@ -168,10 +129,16 @@ func runSlowHTTPTest(t testing.TB, bin, addr string, cc *connCounter, attack slo
 	// sample is taken then.
 	start := time.Now()
 	cutoff := start.Add(time.Duration(seconds-1) * time.Second)
+	var sampleErr error
 	sample := func() {
-		if now := time.Now(); now.Before(cutoff) {
+		if now := time.Now(); now.Before(cutoff) && sampleErr == nil {
+			opened, shut, err := p.counts()
+			if err != nil {
+				sampleErr = err
+				return
+			}
 			res.elapsed = now.Sub(start)
-			res.opened, res.shut = int(cc.opened.Load()), int(cc.shut.Load())
+			res.opened, res.shut = opened, shut
 		}
 	}
 	if err := cmd.Start(); err != nil {
@@ -195,10 +162,13 @@ wait:
 	}
 	tick.Stop()
 	stopProbes()
-	p := <-probes
-	res.probes, res.failed = p[0], p[1]
+	pr := <-probes
+	res.probes, res.failed = pr[0], pr[1]
 	if err != nil {
 		return res, fmt.Errorf("slowhttptest: %v\n%s", err, out.String())
+	}
+	if sampleErr != nil {
+		return res, sampleErr
 	}
 	data, err := os.ReadFile(prefix + ".csv")
 	if err != nil {
@@ -218,19 +188,12 @@ wait:
 	return res, nil
 }
 
-// probeEverySecond makes a normal request on a new connection every second
-// until ctx ends, and returns the count of requests and of failures.
-func probeEverySecond(ctx context.Context, t testing.TB, addr string, cc *connCounter) [2]int {
+// probeEverySecond makes a normal request on a new connection to addr
+// every second until ctx ends, and returns the count of requests and of
+// failures.
+func probeEverySecond(ctx context.Context, t testing.TB, addr string) [2]int {
 	c := newClient(t, false)
-	tr := c.Transport.(*http.Transport)
-	tr.DisableKeepAlives = true
-	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err == nil {
-			cc.probes.Store(conn.LocalAddr().String(), true)
-		}
-		return conn, err
-	}
+	c.Transport.(*http.Transport).DisableKeepAlives = true
 	c.Timeout = 5 * time.Second
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()

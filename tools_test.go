@@ -1,9 +1,10 @@
 package httpsrv
 
 // End-to-end tests against real external peers: curl, and the h2spec
-// conformance suite. Each tool is looked up on PATH; a missing tool skips the
-// test unless HTTPSRV_REQUIRE_TOOLS=1, which CI sets so that a missing
-// install step fails instead of passing silently.
+// conformance suite, which runs only with HTTPSRV_INTEROP=1 (interop_test.go).
+// Each tool is looked up on PATH; a missing tool skips the test unless
+// HTTPSRV_REQUIRE_TOOLS=1, which CI sets so that a missing install step fails
+// instead of passing silently.
 
 import (
 	"bufio"
@@ -13,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
@@ -114,7 +114,13 @@ func startHello(t testing.TB) string {
 
 	buildCtx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(buildCtx, goTool, "build", "-o", bin, "./examples/hello")
+	// Built as the test binary was, -race or not, the program needs only
+	// its own package compiled: the rest is in the build cache already.
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.CommandContext(buildCtx, goTool, append(args, "./examples/hello")...)
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build ./examples/hello:\n%s", out)
 
@@ -282,24 +288,14 @@ type tlsServer interface {
 	Close() error
 }
 
-// startTLSServer serves srv with the test certificate on 127.0.0.1 and
-// returns the port. Cleanup closes srv and checks what ServeTLS returned.
-func startTLSServer(t testing.TB, srv tlsServer) int {
+// serverProcessPort returns the port of p's attack listener.
+func serverProcessPort(t testing.TB, p *serverProcess) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	_, port, err := net.SplitHostPort(p.addr)
 	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeTLS(ln, testCertFile, testKeyFile) }()
-	t.Cleanup(func() {
-		assert.NoError(t, srv.Close())
-		select {
-		case err := <-served:
-			assert.ErrorIs(t, err, http.ErrServerClosed)
-		case <-time.After(testTimeout()):
-			t.Errorf("ServeTLS did not return within %v of Close", testTimeout())
-		}
-	})
-	return ln.Addr().(*net.TCPAddr).Port
+	n, err := strconv.Atoi(port)
+	require.NoError(t, err)
+	return n
 }
 
 // runH2spec runs h2spec over TLS against 127.0.0.1:port, either all cases
@@ -332,23 +328,15 @@ func h2specHandler(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "h2spec ok\n")
 }
 
+// TestH2Spec runs the h2spec suite against a zero-config Server and then
+// against net/http's zero-config server, each in a process of its own
+// (startServerProcess), and fails for every case that fails only against
+// the Server.
 func TestH2Spec(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the h2spec suite twice; skipped in -short mode")
-	}
+	requireInterop(t)
 	h2spec := lookTool(t, "h2spec")
-	quiet := log.New(io.Discard, "", 0) // h2spec's bad frames make both servers log.
-
-	// Cleanups run last in, first out: the servers close, then the test
-	// waits until every connection of both has closed, so that no
-	// connection goroutine is left for the leak check.
-	var oursConns, oracleConns connCounter
-	t.Cleanup(func() {
-		oursConns.waitAllClosed(t)
-		oracleConns.waitAllClosed(t)
-	})
-	ours := startTLSServer(t, &Server{Handler: http.HandlerFunc(h2specHandler), ErrorLog: quiet, ConnState: oursConns.hook})
-	oracle := startTLSServer(t, &http.Server{Handler: http.HandlerFunc(h2specHandler), ErrorLog: quiet, ConnState: oracleConns.hook})
+	ours := serverProcessPort(t, startServerProcess(t, "httpsrv", "h2spec"))
+	oracle := serverProcessPort(t, startServerProcess(t, "net/http", "h2spec"))
 
 	got := runH2spec(t, h2spec, ours)
 	want := runH2spec(t, h2spec, oracle)
@@ -376,7 +364,7 @@ func TestH2Spec(t *testing.T) {
 	}
 
 	// A case that failed only against httpsrv is run once more on its own,
-	// so that one slow moment under -race does not fail the test.
+	// so that one slow moment on a loaded machine does not fail the test.
 	for _, c := range regressions {
 		again := runH2spec(t, h2spec, ours, c.ID)
 		if len(again) == 1 && again[0].Result != "fail" {
