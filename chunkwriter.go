@@ -123,7 +123,7 @@ func (w *response) writeHead(p []byte) {
 func (w *response) decideConnection(f *headFields) {
 	hs := &w.h.head
 	keepAlives := w.h.srv.doKeepAlives()
-	if w.wants10KeepAlive && keepAlives {
+	if w.wants10KeepAlive && keepAlives && !w.mustClose {
 		if hs.get(hkContentLength) != "" && hs.get(hkConnection) == "keep-alive" {
 			w.closeAfterReply = false
 		}

@@ -35,6 +35,11 @@ type conn struct {
 	// it was entered (the rest). Written by the owner, read by Shutdown.
 	curState atomic.Uint64
 
+	// headDeadline, when set, bounds the first request head instead of
+	// a fresh ReadHeaderTimeout: the look for an h2c preface started the
+	// clock. Set by serve before the HTTP/1 engine starts.
+	headDeadline time.Time
+
 	// hijacked is set when the HTTP/1 engine hands the connection to a
 	// handler; the connection is then neither closed nor tracked.
 	hijacked atomic.Bool

@@ -3,6 +3,7 @@ package httpsrv
 import (
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -29,6 +30,10 @@ func phaseDeadline(c net.Conn, timeout time.Duration) {
 	c.SetDeadline(t)
 }
 
+// phaseReadDeadline puts the read deadline t (zero for none) on a
+// connection before a protocol engine takes it over.
+func phaseReadDeadline(c net.Conn, t time.Time) { c.SetReadDeadline(t) }
+
 // connDeadlines is the one owner of an HTTP/1 connection's read and write
 // deadlines: the phase limits (ReadHeaderTimeout, IdleTimeout,
 // ReadTimeout, WriteTimeout), the rate floors (MinRequestBodyRate,
@@ -40,11 +45,21 @@ func phaseDeadline(c net.Conn, timeout time.Duration) {
 //
 // The read side is used by the connection's goroutine between requests,
 // and by whichever goroutine reads the request body or does the background
-// read while a handler runs. The write side is used by one goroutine at a
-// time: the handler, then the connection's goroutine; the response's lock
-// serialises the handler's goroutines.
+// read while a handler runs. The write side is used by the goroutine that
+// writes the response (the handler, then the connection's goroutine; the
+// response's lock serialises the handler's goroutines), and by any
+// goroutine of the handler's that sets a deadline through
+// http.ResponseController, which must be able to interrupt a blocked write:
+// wmu guards it, and is never held across a read or write.
 type connDeadlines struct {
 	rwc net.Conn // immutable
+
+	// wmu guards the write side's fields and gen.
+	wmu sync.Mutex
+	// gen numbers the request in progress; it changes when a request
+	// starts and when it ends, so that a late deadline setter cannot
+	// reach the next phase.
+	gen uint64
 
 	// readFloor enforces MinRequestBodyRate on the current request body.
 	readFloor rateFloor
@@ -53,7 +68,7 @@ type connDeadlines struct {
 	readSet atomic.Bool
 
 	// writeFloor enforces MinResponseRate on the current response; while
-	// it is off, writeLimit applies.
+	// it is off, writeLimit applies. Its counters are guarded by wmu.
 	writeFloor rateFloor
 	// writeLimit is the write deadline when the floor is off: the
 	// WriteTimeout deadline of the request, or the handler's; zero for
@@ -82,24 +97,29 @@ func (d *connDeadlines) readAfter(timeout time.Duration) {
 	}
 }
 
-// startRequest sets the deadlines of a request whose head was read at now:
-// the whole-request read deadline (ReadTimeout) and the response's
-// (WriteTimeout), and arms the response floor under it. It returns the
-// read deadline, for startBody.
-func (d *connDeadlines) startRequest(srv *Server, now time.Time) (readLimit time.Time) {
+// startRequest sets the deadlines of a request whose head began to be read
+// at headStart and was read by now: the whole-request read deadline
+// (ReadTimeout, from headStart, as net/http's readRequest counts it) and
+// the response's (WriteTimeout, from now), and arms the response floor
+// under it. It returns the read deadline, for startBody, and the request's
+// generation, for the handler's deadline setters.
+func (d *connDeadlines) startRequest(srv *Server, headStart, now time.Time) (readLimit time.Time, gen uint64) {
 	if t := srv.ReadTimeout; t > 0 {
-		readLimit = now.Add(t)
+		readLimit = headStart.Add(t)
 	}
 	d.setRead(readLimit)
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.gen++
 	d.writeLimit = time.Time{}
 	if t := srv.WriteTimeout; t > 0 {
 		d.writeLimit = now.Add(t)
 	}
 	d.writeFloor.start(srv.minResponseRate(), srv.minRateGracePeriod(), d.writeLimit)
 	if !d.writeFloor.on.Load() {
-		d.applyWrite(d.writeLimit)
+		d.applyWriteLocked(d.writeLimit)
 	}
-	return readLimit
+	return readLimit, d.gen
 }
 
 // startBody arms the request body floor under the request's read
@@ -112,9 +132,12 @@ func (d *connDeadlines) startBody(srv *Server, readLimit time.Time) {
 // response is complete. The read deadline is the next phase's to set.
 func (d *connDeadlines) endRequest() {
 	d.readFloor.off()
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.gen++
 	d.writeFloor.off()
 	d.writeLimit = time.Time{}
-	d.applyWrite(time.Time{})
+	d.applyWriteLocked(time.Time{})
 }
 
 // read reads request body bytes from the connection, under the body floor
@@ -132,17 +155,23 @@ func (d *connDeadlines) read(p []byte) (int, error) {
 	return n, err
 }
 
-// handlerSetRead is http.ResponseController's SetReadDeadline: the
-// handler's deadline replaces the body floor for the rest of the request.
-func (d *connDeadlines) handlerSetRead(t time.Time) error {
+// handlerSetRead is http.ResponseController's SetReadDeadline for the
+// request of generation gen: the handler's deadline replaces the body
+// floor for the rest of the request.
+func (d *connDeadlines) handlerSetRead(gen uint64, t time.Time) error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if gen != d.gen {
+		return errResponseDone
+	}
 	d.readFloor.off()
 	d.readSet.Store(true)
 	return d.rwc.SetReadDeadline(t)
 }
 
-// applyWrite puts the write deadline t on the connection unless it is
-// there already.
-func (d *connDeadlines) applyWrite(t time.Time) error {
+// applyWriteLocked puts the write deadline t on the connection unless it
+// is there already. It requires that d.wmu is held.
+func (d *connDeadlines) applyWriteLocked(t time.Time) error {
 	if t.Equal(d.writeSet) {
 		return nil
 	}
@@ -155,19 +184,20 @@ func (d *connDeadlines) applyWrite(t time.Time) error {
 // own deadline; else under writeLimit.
 func (d *connDeadlines) write(p []byte) (int, error) {
 	f := &d.writeFloor
-	if !f.on.Load() {
-		d.applyWrite(d.writeLimit)
-		return d.rwc.Write(p)
-	}
 	written := 0
 	for len(p) > 0 {
+		d.wmu.Lock()
+		if !f.on.Load() {
+			d.applyWriteLocked(d.writeLimit)
+			d.wmu.Unlock()
+			n, err := d.rwc.Write(p)
+			return written + n, err
+		}
 		piece := p[:min(len(p), floorPiece)]
-		start := time.Now()
-		dl := f.deadline(start, len(piece))
-		d.writeSet = dl
-		d.rwc.SetWriteDeadline(dl)
+		start := d.pieceDeadlineLocked(len(piece))
+		d.wmu.Unlock()
 		n, err := d.rwc.Write(piece)
-		f.done(n, time.Since(start))
+		d.pieceDone(n, start)
 		written += n
 		if err != nil {
 			return written, err
@@ -182,10 +212,13 @@ func (d *connDeadlines) write(p []byte) (int, error) {
 // in pieces of floorPiece bytes while the response floor is armed.
 func (d *connDeadlines) readFrom(rf io.ReaderFrom, src io.Reader) (int64, error) {
 	f := &d.writeFloor
+	d.wmu.Lock()
 	if !f.on.Load() {
-		d.applyWrite(d.writeLimit)
+		d.applyWriteLocked(d.writeLimit)
+		d.wmu.Unlock()
 		return rf.ReadFrom(src)
 	}
+	d.wmu.Unlock()
 	// Keep the innermost reader visible to rf: sendfile and splice look
 	// through one *io.LimitedReader (as io.CopyN and http.ServeContent
 	// make) but not two.
@@ -204,12 +237,26 @@ func (d *connDeadlines) readFrom(rf io.ReaderFrom, src io.Reader) (int64, error)
 			piece = min(piece, outer.N)
 		}
 		lr.N = piece
-		start := time.Now()
-		dl := f.deadline(start, int(piece))
-		d.writeSet = dl
-		d.rwc.SetWriteDeadline(dl)
+		d.wmu.Lock()
+		if !f.on.Load() {
+			// The handler set its own deadline meanwhile.
+			d.applyWriteLocked(d.writeLimit)
+			d.wmu.Unlock()
+			if limited {
+				lr.N = outer.N
+			} else {
+				lr.N = 1<<63 - 1
+			}
+			n, err := rf.ReadFrom(lr)
+			if limited {
+				outer.N -= n
+			}
+			return written + n, err
+		}
+		start := d.pieceDeadlineLocked(int(piece))
+		d.wmu.Unlock()
 		n, err := rf.ReadFrom(lr)
-		f.done(int(n), time.Since(start))
+		d.pieceDone(int(n), start)
 		written += n
 		if limited {
 			outer.N -= n
@@ -224,15 +271,43 @@ func (d *connDeadlines) readFrom(rf io.ReaderFrom, src io.Reader) (int64, error)
 // hijacked clears both deadlines as the handler takes the connection
 // over, as net/http's Hijack does.
 func (d *connDeadlines) hijacked() {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.gen++
 	d.rwc.SetDeadline(time.Time{})
 	d.readSet.Store(false)
 	d.writeSet = time.Time{}
 }
 
-// handlerSetWrite is http.ResponseController's SetWriteDeadline: the
-// handler's deadline replaces the response floor and WriteTimeout for the
-// rest of the request.
-func (d *connDeadlines) handlerSetWrite(t time.Time) error {
+// pieceDeadlineLocked puts the floor's deadline for a piece of n bytes
+// starting now on the connection, and returns now. It requires that d.wmu
+// is held.
+func (d *connDeadlines) pieceDeadlineLocked(n int) time.Time {
+	start := time.Now()
+	dl := d.writeFloor.deadline(start, n)
+	d.writeSet = dl
+	d.rwc.SetWriteDeadline(dl)
+	return start
+}
+
+// pieceDone records a piece that moved n bytes since start.
+func (d *connDeadlines) pieceDone(n int, start time.Time) {
+	elapsed := time.Since(start)
+	d.wmu.Lock()
+	d.writeFloor.done(n, elapsed)
+	d.wmu.Unlock()
+}
+
+// handlerSetWrite is http.ResponseController's SetWriteDeadline for the
+// request of generation gen: the handler's deadline replaces the response
+// floor and WriteTimeout for the rest of the request. It takes effect at
+// once, interrupting a write that is blocked.
+func (d *connDeadlines) handlerSetWrite(gen uint64, t time.Time) error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if gen != d.gen {
+		return errResponseDone
+	}
 	d.writeFloor.off()
 	d.writeLimit = t
 	d.writeSet = t

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -52,6 +53,20 @@ func (p *prefaceConn) Read(b []byte) (int, error) {
 // NetConn returns the underlying connection, as tls.Conn's method of the
 // same name does.
 func (p *prefaceConn) NetConn() net.Conn { return p.Conn }
+
+// CloseWrite half-closes the underlying connection, for the server's
+// closeWriteAndWait.
+func (p *prefaceConn) CloseWrite() error {
+	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// drained reports whether every byte read while looking for the preface
+// has been read again: the underlying connection can then be used
+// directly.
+func (p *prefaceConn) drained() bool { return len(p.buf) == 0 && p.err == nil }
 
 // ReadFrom lets responses use the underlying connection's ReadFrom
 // (sendfile, splice) as they would without the wrapper.
@@ -128,12 +143,15 @@ func (c *conn) maybeServeUnencryptedHTTP2(ctx context.Context) bool {
 	if !hasFn && h2 == nil {
 		return false
 	}
-	phaseDeadline(c.rwc, c.srv.readHeaderTimeout())
-	ok = pc.peekPreface()
-	phaseDeadline(c.rwc, 0)
-	if !ok {
+	if d := c.srv.readHeaderTimeout(); d > 0 {
+		c.headDeadline = time.Now().Add(d)
+	}
+	phaseReadDeadline(c.rwc, c.headDeadline)
+	if !pc.peekPreface() {
+		// The HTTP/1 engine reads the head under the same deadline.
 		return false
 	}
+	phaseDeadline(c.rwc, 0)
 	c.setState(http.StateActive, skipHooks)
 	if hasFn {
 		if fn != nil {

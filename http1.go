@@ -252,7 +252,11 @@ func (h *h1conn) handlerPanicked(v any) {
 // serve is the request loop.
 func (h *h1conn) serve(ctx context.Context) {
 	c, srv := h.c, h.srv
-	h.dl.readAfter(srv.readHeaderTimeout())
+	if dl := c.headDeadline; !dl.IsZero() {
+		h.dl.setRead(dl)
+	} else {
+		h.dl.readAfter(srv.readHeaderTimeout())
+	}
 	for {
 		w, err := h.readRequest(ctx)
 		if err != nil {
@@ -338,6 +342,7 @@ func (h *h1conn) waitNextRequest() bool {
 // readRequest reads the next request and prepares its response.
 func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
 	srv := h.srv
+	headStart := time.Now()
 	if h.lastPOST {
 		// RFC 9112 §2.2 tolerance for old clients that send CRLF after a
 		// POST body.
@@ -373,10 +378,11 @@ func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
 	req.RemoteAddr = h.c.remoteAddr
 	req.TLS = h.c.tlsState
 
-	readLimit := h.dl.startRequest(srv, now)
+	readLimit, gen := h.dl.startRequest(srv, headStart, now)
 
 	w := &response{
 		h:             h,
+		gen:           gen,
 		req:           req,
 		cancelCtx:     cancel,
 		contentLength: -1,
@@ -387,6 +393,7 @@ func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
 		wants10KeepAlive: req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(headerGet(req.Header, "Connection"), "keep-alive"),
 		wantsClose:       req.Close || hasToken(headerGet(req.Header, "Connection"), "close"),
 		closeAfterReply:  f.forceClose,
+		mustClose:        f.forceClose,
 	}
 	if req.ProtoMajor == 2 && req.Method == "PRI" && req.RequestURI == "*" {
 		w.closeAfterReply = true
@@ -464,9 +471,9 @@ func (h *h1conn) writeRequestError(err error) {
 		b = append(b, status...)
 	}
 	h.rwc.Write(b)
-	if h.lingerOnClose(nil) {
-		h.closeWriteAndWait()
-	}
+	// The rest of the bad request may still be arriving: the parser
+	// answered as soon as it saw the fault.
+	h.closeWriteAndWait()
 }
 
 // isCommonNetReadError reports whether err is what a read gives when the

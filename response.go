@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"reflect"
 	"runtime"
@@ -32,6 +33,7 @@ type response struct {
 	mu sync.Mutex
 
 	h         *h1conn
+	gen       uint64 // the request's generation in h.dl
 	req       *http.Request
 	body      *body       // the request body; nil if there is none
 	rb        requestBody // req.Body when body is not nil
@@ -53,6 +55,7 @@ type response struct {
 
 	wants10KeepAlive bool        // HTTP/1.0 with "Connection: keep-alive"
 	wantsClose       bool        // the request asked to close
+	mustClose        bool        // the request's framing forbids reuse (the stricter rules)
 	expectContinue   bool        // the body read sends 100 Continue first
 	sentContinue     atomic.Bool // 100 Continue was sent
 
@@ -181,6 +184,9 @@ func (w *response) logCaller(format string) {
 func (w *response) WriteHeader(code int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.handlerDone.Load() {
+		return
+	}
 	w.writeHeader(code)
 }
 
@@ -386,23 +392,23 @@ func (w *response) FlushError() error {
 // SetReadDeadline sets the connection's read deadline, for
 // http.ResponseController.
 func (w *response) SetReadDeadline(t time.Time) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	// Not under w.mu: another goroutine's blocked Write must not delay
+	// it.
 	if w.handlerDone.Load() {
 		return errResponseDone
 	}
-	return w.h.dl.handlerSetRead(t)
+	return w.h.dl.handlerSetRead(w.gen, t)
 }
 
 // SetWriteDeadline sets the connection's write deadline, for
 // http.ResponseController.
 func (w *response) SetWriteDeadline(t time.Time) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	// Not under w.mu, so that it interrupts another goroutine's blocked
+	// Write, as net/http's does.
 	if w.handlerDone.Load() {
 		return errResponseDone
 	}
-	return w.h.dl.handlerSetWrite(t)
+	return w.h.dl.handlerSetWrite(w.gen, t)
 }
 
 // EnableFullDuplex lets the handler read the request body after it has
@@ -426,7 +432,7 @@ func (w *response) ReadFrom(src io.Reader) (n int64, err error) {
 	defer copyBufPool.Put(bufp)
 	buf := bufp[:]
 	rf, ok := w.h.rwc.(io.ReaderFrom)
-	if !ok || w.h.c.tlsState != nil || w.h.c.hijacked.Load() {
+	if !ok || w.h.c.tlsState != nil || w.h.c.hijacked.Load() || !zeroCopySource(src) {
 		return io.CopyBuffer(writerOnly{w}, src, buf)
 	}
 	const sniffLen = 512
@@ -471,6 +477,22 @@ func (w *response) sendFrom(rf io.ReaderFrom, src io.Reader) (n int64, err error
 	return n, err, true
 }
 
+// zeroCopySource reports whether a TCP connection's ReadFrom can send src
+// without copying it through user space: a file (sendfile) or a socket
+// (splice), possibly inside one *io.LimitedReader. Any other source would
+// go through net's generic copy, which allocates a buffer per call; the
+// response's pooled buffer serves it better.
+func zeroCopySource(src io.Reader) bool {
+	if lr, ok := src.(*io.LimitedReader); ok {
+		src = lr.R
+	}
+	switch src.(type) {
+	case *os.File, *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
+}
+
 // Hijack lets the handler take over the connection, as net/http's does:
 // both deadlines are cleared, and the returned reader holds any bytes the
 // client pipelined.
@@ -494,6 +516,10 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h.cr.stop()
 	h.c.hijacked.Store(true)
 	rwc := h.rwc
+	if pc, ok := rwc.(*prefaceConn); ok && pc.drained() {
+		// The handler gets the accepted connection, as under net/http.
+		rwc = pc.Conn
+	}
 	h.dl.hijacked()
 	h.cr.mu.Lock()
 	hasByte := h.cr.hasByte

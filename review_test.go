@@ -423,3 +423,28 @@ func TestReviewReadFromPieceGarbage(t *testing.T) {
 	perResponse := (m1.TotalAlloc - m0.TotalAlloc) / n
 	assert.Less(t, perResponse, uint64(256<<10), "bytes allocated per 1 MiB response (client included)")
 }
+
+// TestReviewForcedCloseSurvivesKeepAlive checks that an HTTP/1.0
+// keep-alive request whose framing trips a stricter rule (Transfer-Encoding
+// on HTTP/1.0) still closes the connection when the handler answers with a
+// Content-Length and "Connection: keep-alive".
+func TestReviewForcedCloseSurvivesKeepAlive(t *testing.T) {
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Connection", "keep-alive")
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+	})}
+	addr := startTLS(t, srv)
+	c := dialTLS(t, addr, "http/1.1")
+	c.SetDeadline(time.Now().Add(testTimeout()))
+	io.WriteString(c, "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", string(b))
+	_, err = br.ReadByte()
+	assert.ErrorIs(t, err, io.EOF, "the connection must close after ambiguous framing")
+}
