@@ -13,9 +13,13 @@ import (
 // sized for it and the credit earned by the pieces before it: one
 // deadline for a whole multi-megabyte write would either cut an honest
 // client reading well above the floor or let a stalled one hold the
-// connection for hours. 16 KiB is one full TLS record, so splitting adds
-// no records.
-const floorPiece = 16 << 10
+// connection for hours. A piece may block at most the grace period plus
+// its size at the floor rate, so the piece size is also how long a
+// stalled reader that earned credit is kept: 4 KiB, the size of the
+// connection's write buffer, gives about 22 s at the default floor,
+// which slowhttptest's slow-read attack needs to be cut within its run
+// (16 KiB pieces, one TLS record each, gave 73 s and let it through).
+const floorPiece = 4 << 10
 
 // phaseDeadline bounds a phase of a connection before a protocol engine
 // takes it over (the TLS handshake, the wait for an h2c preface): both

@@ -381,11 +381,12 @@ type onlyReader struct{ io.Reader }
 // TestReviewReadFromPieceGarbage: on a plaintext connection io.Copy(w,
 // src) for a src without WriteTo goes to response.ReadFrom and then to
 // connDeadlines.readFrom, which under the response floor (on by default)
-// calls the TCP connection's ReadFrom once per 16 KiB piece. For a src
-// that is not a file or socket, net's genericReadFrom does an io.Copy per
-// call, and io.Copy allocates a buffer sized to the LimitedReader: one
-// 16 KiB allocation per piece, about 1 MiB of garbage per MiB sent
-// (before this change: about 45 KB per 1 MiB response).
+// called the TCP connection's ReadFrom once per piece. For a src that is
+// not a file or socket, net's genericReadFrom does an io.Copy per call,
+// and io.Copy allocates a buffer sized to the LimitedReader: one
+// allocation per piece, about 1 MiB of garbage per MiB sent (at 8227c0b:
+// about 45 KB per 1 MiB response). Such sources now go through the
+// response's pooled buffer (zeroCopySource).
 func TestReviewReadFromPieceGarbage(t *testing.T) {
 	const size = 1 << 20
 	payload := strings.Repeat("x", size)
