@@ -3,7 +3,6 @@ package httpsrv
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -495,32 +494,8 @@ func startFramingRig(t testing.TB) *framingRig {
 	oracle := &http.Server{Handler: rig, ErrorLog: quiet, ConnState: rig.conns.hook}
 	// Registered first, so it runs after both servers are closed.
 	t.Cleanup(func() { rig.conns.waitZero(t) })
-	for _, s := range []interface{ Serve(net.Listener) error }{ours, oracle} {
-		ln := localListener(t)
-		errc := make(chan error, 1)
-		go func() { errc <- s.Serve(ln) }()
-		t.Cleanup(func() {
-			switch s := s.(type) {
-			case *Server:
-				s.Close()
-			case *http.Server:
-				s.Close()
-			}
-			select {
-			case err := <-errc:
-				if !errors.Is(err, http.ErrServerClosed) {
-					t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
-				}
-			case <-time.After(testTimeout()):
-				t.Errorf("Serve did not return after Close")
-			}
-		})
-		if s == any(ours) {
-			rig.ours = ln.Addr().String()
-		} else {
-			rig.oracle = ln.Addr().String()
-		}
-	}
+	rig.ours = serveOn(t, localListener(t), ours.Serve, ours.Close)
+	rig.oracle = serveOn(t, localListener(t), oracle.Serve, oracle.Close)
 	return rig
 }
 

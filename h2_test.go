@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -40,21 +39,7 @@ func serveBoth(t *testing.T, ours *Server, theirs *http.Server, listenerConfig *
 		return startTLS(t, ours), startNetHTTP(t, theirs)
 	}
 	serve := func(serve func(net.Listener) error, closeSrv func() error) string {
-		ln := localListener(t)
-		errc := make(chan error, 1)
-		go func() { errc <- serve(tls.NewListener(ln, listenerConfig)) }()
-		t.Cleanup(func() {
-			closeSrv()
-			select {
-			case err := <-errc:
-				if !errors.Is(err, http.ErrServerClosed) {
-					t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
-				}
-			case <-time.After(testTimeout()):
-				t.Errorf("Serve did not return after Close")
-			}
-		})
-		return ln.Addr().String()
+		return serveOn(t, tls.NewListener(localListener(t), listenerConfig), serve, closeSrv)
 	}
 	return serve(ours.Serve, ours.Close), serve(theirs.Serve, theirs.Close)
 }

@@ -2,11 +2,9 @@ package httpsrv
 
 import (
 	"crypto/tls"
-	"errors"
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -16,21 +14,7 @@ import (
 // http.ErrServerClosed.
 func servePlain(t *testing.T, serve func(net.Listener) error, closeSrv func() error) string {
 	t.Helper()
-	ln := localListener(t)
-	errc := make(chan error, 1)
-	go func() { errc <- serve(ln) }()
-	t.Cleanup(func() {
-		closeSrv()
-		select {
-		case err := <-errc:
-			if !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
-			}
-		case <-time.After(testTimeout()):
-			t.Errorf("Serve did not return after Close")
-		}
-	})
-	return ln.Addr().String()
+	return serveOn(t, localListener(t), serve, closeSrv)
 }
 
 // newPlainClient returns a client for http:// URLs speaking the given

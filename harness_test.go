@@ -1,10 +1,12 @@
 package httpsrv
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -78,18 +80,26 @@ func startTLS(t testing.TB, srv *Server) string {
 // closed and ServeTLS must have returned http.ErrServerClosed.
 func serveTestFiles(t testing.TB, srv *Server, certFile, keyFile string) string {
 	t.Helper()
-	ln := localListener(t)
+	serve := func(ln net.Listener) error { return srv.ServeTLS(ln, certFile, keyFile) }
+	return serveOn(t, localListener(t), serve, srv.Close)
+}
+
+// serveOn runs serve on ln in the background and returns ln's address. At
+// cleanup closeSrv stops the server, and serve must have returned
+// http.ErrServerClosed.
+func serveOn(t testing.TB, ln net.Listener, serve func(net.Listener) error, closeSrv func() error) string {
+	t.Helper()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, certFile, keyFile) }()
+	go func() { errc <- serve(ln) }()
 	t.Cleanup(func() {
-		srv.Close()
+		closeSrv()
 		select {
 		case err := <-errc:
 			if !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("ServeTLS returned %v, want http.ErrServerClosed", err)
+				t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
 			}
 		case <-time.After(testTimeout()):
-			t.Errorf("ServeTLS did not return after Close")
+			t.Errorf("Serve did not return after Close")
 		}
 	})
 	return ln.Addr().String()
@@ -110,6 +120,52 @@ func startNetHTTP(t testing.TB, srv *http.Server) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// startNetHTTPWaiting is startNetHTTP, plus a cleanup that waits for the
+// server's connection goroutines: net/http's Close does not wait for them,
+// and some sleep 500 ms before closing (closeWriteAndWait). Registered
+// before the server starts, the cleanup runs after it is closed, for
+// goleak.
+func startNetHTTPWaiting(t testing.TB, srv *http.Server) string {
+	t.Helper()
+	rec := newStateRecorder()
+	t.Cleanup(func() {
+		rec.waitFor(t, "net/http connections to end", func(all [][]http.ConnState) bool {
+			for _, states := range all {
+				if last := states[len(states)-1]; last != http.StateClosed && last != http.StateHijacked {
+					return false
+				}
+			}
+			return true
+		})
+	})
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		if prev != nil {
+			prev(c, s)
+		}
+		rec.hook(c, s)
+	}
+	return startNetHTTP(t, srv)
+}
+
+// roundTripRaw sends raw on a new HTTP/1.1 TLS connection to addr, reads
+// one response whole, and reports whether the server then closed the
+// connection (rather than sending more or keeping it open).
+func roundTripRaw(t testing.TB, addr, raw string) (resp *http.Response, body string, closed bool) {
+	t.Helper()
+	c := dialTLS(t, addr, "http/1.1")
+	c.SetDeadline(time.Now().Add(testTimeout()))
+	_, err := io.WriteString(c, raw)
+	require.NoError(t, err)
+	br := bufio.NewReader(c)
+	resp, err = http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	_, err = br.ReadByte()
+	return resp, string(b), errors.Is(err, io.EOF)
 }
 
 // newClient returns an http.Client that trusts the test certificate and

@@ -211,29 +211,7 @@ func startPair(t testing.TB, h http.Handler, configure func(*Server, *http.Serve
 	if configure != nil {
 		configure(ours, oracle)
 	}
-	// net/http's Close does not wait for its connection goroutines, and
-	// some sleep 500 ms before closing (closeWriteAndWait). Registered
-	// before the servers start, this cleanup runs after they are closed
-	// and waits for those goroutines, for goleak.
-	rec := newStateRecorder()
-	t.Cleanup(func() {
-		rec.waitFor(t, "net/http connections to end", func(all [][]http.ConnState) bool {
-			for _, states := range all {
-				if last := states[len(states)-1]; last != http.StateClosed && last != http.StateHijacked {
-					return false
-				}
-			}
-			return true
-		})
-	})
-	prev := oracle.ConnState
-	oracle.ConnState = func(c net.Conn, s http.ConnState) {
-		if prev != nil {
-			prev(c, s)
-		}
-		rec.hook(c, s)
-	}
-	return pair{ours: startTLS(t, ours), oracle: startNetHTTP(t, oracle), oursLog: obuf, oracleLog: nbuf}
+	return pair{ours: startTLS(t, ours), oracle: startNetHTTPWaiting(t, oracle), oursLog: obuf, oracleLog: nbuf}
 }
 
 // compare sends raw to both servers at once, ended by the probe, and

@@ -96,19 +96,7 @@ func dialSmallWindow(t *testing.T, addr string, tlsOn bool) net.Conn {
 // returns its address.
 func startPlain(t *testing.T, srv *Server) string {
 	t.Helper()
-	ln := localListener(t)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		select {
-		case err := <-errc:
-			assert.ErrorIs(t, err, http.ErrServerClosed)
-		case <-time.After(testTimeout()):
-			t.Errorf("Serve did not return after Close")
-		}
-	})
-	return ln.Addr().String()
+	return serveOn(t, localListener(t), srv.Serve, srv.Close)
 }
 
 // pacedReader reads from r at rate bytes per second, at most 4 KiB at a

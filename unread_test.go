@@ -159,25 +159,6 @@ func closingServers() []closingServer {
 	}
 }
 
-// startNetHTTPWaiting is startNetHTTP, plus a cleanup that waits for the
-// server's connection goroutines (net/http's Close does not), for goleak.
-func startNetHTTPWaiting(t *testing.T, srv *http.Server) string {
-	t.Helper()
-	rec := newStateRecorder()
-	t.Cleanup(func() {
-		rec.waitFor(t, "net/http connections to end", func(all [][]http.ConnState) bool {
-			for _, states := range all {
-				if last := states[len(states)-1]; last != http.StateClosed && last != http.StateHijacked {
-					return false
-				}
-			}
-			return true
-		})
-	})
-	srv.ConnState = rec.hook
-	return startNetHTTP(t, srv)
-}
-
 // TestLateResponseWriterCalls checks that a goroutine the handler started
 // can call every ResponseWriter method after the handler returned: each
 // fails with an error or does nothing, and nothing reaches the next
@@ -294,18 +275,10 @@ func TestHTTP10KeepAliveClaim(t *testing.T) {
 				io.WriteString(w, "ok")
 			})
 			addr := startTLS(t, &srv)
-			c := dialTLS(t, addr, "http/1.1")
-			c.SetDeadline(time.Now().Add(testTimeout()))
-			io.WriteString(c, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-			br := bufio.NewReader(c)
-			resp, err := http.ReadResponse(br, nil)
-			require.NoError(t, err)
-			b, err := io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			assert.Equal(t, "ok", string(b))
+			resp, body, closed := roundTripRaw(t, addr, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+			assert.Equal(t, "ok", body)
 			assert.Equal(t, tc.wantHeader, resp.Header.Get("Connection"))
-			_, err = br.ReadByte()
-			assert.ErrorIs(t, err, io.EOF, "the connection must close")
+			assert.True(t, closed, "the connection must close")
 		})
 	}
 }
