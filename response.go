@@ -432,7 +432,7 @@ func (w *response) ReadFrom(src io.Reader) (n int64, err error) {
 	defer copyBufPool.Put(bufp)
 	buf := bufp[:]
 	rf, ok := w.h.rwc.(io.ReaderFrom)
-	if !ok || w.h.c.tlsState != nil || w.h.c.hijacked.Load() || !zeroCopySource(src) {
+	if !ok || w.h.c.tlsState != nil || w.h.c.hijacked.Load() {
 		return io.CopyBuffer(writerOnly{w}, src, buf)
 	}
 	const sniffLen = 512
@@ -452,9 +452,10 @@ func (w *response) ReadFrom(src io.Reader) (n int64, err error) {
 	return n, err
 }
 
-// sendFrom sends the rest of src with rf, the connection's ReadFrom,
-// unless the response is chunked, HEAD or bodiless; done reports whether
-// it did.
+// sendFrom flushes the response, as net/http's ReadFrom does before it
+// decides, then sends the rest of src with rf, the connection's ReadFrom,
+// unless the response is chunked, HEAD or bodiless or src cannot be sent
+// without copying; done reports whether it did.
 func (w *response) sendFrom(rf io.ReaderFrom, src io.Reader) (n int64, err error, done bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -466,7 +467,7 @@ func (w *response) sendFrom(rf io.ReaderFrom, src io.Reader) (n int64, err error
 	}
 	w.flushBuf()
 	w.chunkFlush()
-	if w.chunking || !bodyAllowedForStatus(w.status) || w.isHEAD {
+	if w.chunking || !bodyAllowedForStatus(w.status) || w.isHEAD || !zeroCopySource(src) {
 		return 0, nil, false
 	}
 	n, err = w.h.dl.readFrom(rf, src)
