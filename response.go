@@ -85,9 +85,10 @@ type response struct {
 // the end of the body. It lives inside the response, so that it costs no
 // allocation.
 type requestBody struct {
-	w      *response
-	closed atomic.Bool
-	eof    atomic.Bool
+	w       *response
+	closed  atomic.Bool
+	eof     atomic.Bool
+	started atomic.Bool // the handler has called Read
 }
 
 func (rb *requestBody) Read(p []byte) (int, error) {
@@ -95,6 +96,9 @@ func (rb *requestBody) Read(p []byte) (int, error) {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	w := rb.w
+	if !rb.started.Load() {
+		rb.started.Store(true)
+	}
 	if w.canWriteContinue.Load() {
 		w.writeContinueMu.Lock()
 		if w.canWriteContinue.Load() {
@@ -443,7 +447,7 @@ func (w *response) ReadFrom(src io.Reader) (n int64, err error) {
 			return n, err
 		}
 	}
-	n0, err, done := w.sendFrom(rf, src)
+	n0, err, done := w.sendFrom(rf, src, buf)
 	n += n0
 	if !done {
 		n0, err = io.CopyBuffer(writerOnly{w}, src, buf)
@@ -453,10 +457,11 @@ func (w *response) ReadFrom(src io.Reader) (n int64, err error) {
 }
 
 // sendFrom flushes the response, as net/http's ReadFrom does before it
-// decides, then sends the rest of src with rf, the connection's ReadFrom,
-// unless the response is chunked, HEAD or bodiless or src cannot be sent
-// without copying; done reports whether it did.
-func (w *response) sendFrom(rf io.ReaderFrom, src io.Reader) (n int64, err error, done bool) {
+// decides, then, unless the response is chunked, HEAD or bodiless, sends
+// the rest of src straight to the connection: with rf, the connection's
+// ReadFrom, when src can go without copying, else through buf. done
+// reports whether it sent.
+func (w *response) sendFrom(rf io.ReaderFrom, src io.Reader, buf []byte) (n int64, err error, done bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.handlerDone.Load() {
@@ -467,14 +472,21 @@ func (w *response) sendFrom(rf io.ReaderFrom, src io.Reader) (n int64, err error
 	}
 	w.flushBuf()
 	w.chunkFlush()
-	if w.chunking || !bodyAllowedForStatus(w.status) || w.isHEAD || !zeroCopySource(src) {
+	if w.chunking || !bodyAllowedForStatus(w.status) || w.isHEAD {
 		return 0, nil, false
 	}
-	n, err = w.h.dl.readFrom(rf, src)
-	w.written += n
-	if err != nil && !w.h.werr.Swap(true) {
-		w.h.cancel()
+	if zeroCopySource(src) {
+		n, err = w.h.dl.readFrom(rf, src)
+		if err != nil && !w.h.werr.Swap(true) {
+			w.h.cancel()
+		}
+	} else {
+		// The same bytes rf would send (as net/http, past any
+		// Content-Length), through the pooled buffer instead of
+		// net's generic copy; connErrorWriter records errors.
+		n, err = io.CopyBuffer(writerOnly{connErrorWriter{w.h}}, src, buf)
 	}
+	w.written += n
 	return n, err, true
 }
 

@@ -40,14 +40,17 @@ func (w *response) requestTooLarge() {
 	w.bodyLimitHit = true
 }
 
-// maybeBodyLimitHit treats a 413 written while the body is unread as an
-// http.MaxBytesReader limit: net/http's MaxBytesReader tells the server
-// through an unexported method that a handler outside net/http cannot
-// reach, and the handler's 413 is the one sign left. As in net/http, the
-// connection then closes after the response with "Connection: close".
-// It requires that w.mu is held and the head is not yet written.
+// maybeBodyLimitHit treats a 413 written after the handler read part of
+// the body, but not its end, as an http.MaxBytesReader limit: net/http's
+// MaxBytesReader tells the server through an unexported method that a
+// handler outside net/http cannot reach, and a 413 after a partial read
+// is the sign left. As in net/http, the connection then closes after the
+// response with "Connection: close". A 413 written without reading the
+// body is answered as net/http answers it: the body is discarded and the
+// connection kept. It requires that w.mu is held and the head is not yet
+// written.
 func (w *response) maybeBodyLimitHit() {
-	if w.body == nil || w.rb.eof.Load() || w.body.sawEOF() {
+	if w.body == nil || !w.rb.started.Load() || w.rb.eof.Load() || w.body.sawEOF() {
 		return
 	}
 	w.requestTooLarge()

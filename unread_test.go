@@ -64,6 +64,9 @@ func TestUnreadBodyOnClose(t *testing.T) {
 		act    func(s closingServer)
 		// oracle runs the case on net/http's server too.
 		oracle bool
+		// readSome reads 10 bytes of the body through an
+		// http.MaxBytesReader, which then refuses the rest.
+		readSome bool
 	}{
 		{name: "handler Connection: close", status: http.StatusForbidden, header: "close", oracle: true,
 			head: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"},
@@ -79,7 +82,7 @@ func TestUnreadBodyOnClose(t *testing.T) {
 			head: "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"},
 		{name: "stricter framing: GET with a body", status: http.StatusOK,
 			head: "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"},
-		{name: "413 with an unread body", status: http.StatusRequestEntityTooLarge,
+		{name: "413 after a partial read", status: http.StatusRequestEntityTooLarge, readSome: true,
 			head: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"},
 	}
 	for _, tc := range cases {
@@ -92,6 +95,9 @@ func TestUnreadBodyOnClose(t *testing.T) {
 					h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 						if tc.act != nil {
 							tc.act(s)
+						}
+						if tc.readSome {
+							io.ReadAll(http.MaxBytesReader(w, r.Body, 10))
 						}
 						if tc.header != "" {
 							w.Header().Set("Connection", tc.header)
@@ -219,6 +225,10 @@ func TestLateResponseWriterCalls(t *testing.T) {
 // the whole body was read keeps the connection.
 func TestMaxBytesReaderClosesConnection(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/unread" {
+			http.Error(w, "refused unread", http.StatusRequestEntityTooLarge)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, 10)
 		if _, err := io.ReadAll(r.Body); err != nil {
 			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
@@ -229,14 +239,18 @@ func TestMaxBytesReaderClosesConnection(t *testing.T) {
 	p := startPair(t, h, nil)
 	for _, tc := range []struct {
 		name      string
+		path      string
 		body      string
 		wantClose bool
 	}{
-		{"over the limit", strings.Repeat("x", 4000), true},
-		{"within the limit", "short", false},
+		{"over the limit", "/", strings.Repeat("x", 4000), true},
+		{"within the limit", "/", "short", false},
+		// Not a MaxBytesReader: net/http discards the body and keeps
+		// the connection.
+		{"413 without reading", "/unread", "short", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			raw := fmt.Sprintf("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(tc.body), tc.body)
+			raw := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", tc.path, len(tc.body), tc.body)
 			res := p.compare(t, raw)
 			require.Len(t, res.Responses, 1)
 			assert.Equal(t, "HTTP/1.1 413 Request Entity Too Large", res.Responses[0].Status)
