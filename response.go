@@ -475,6 +475,33 @@ func (w *response) sendFrom(rf io.ReaderFrom, src io.Reader, buf []byte) (n int6
 	if w.chunking || !bodyAllowedForStatus(w.status) || w.isHEAD {
 		return 0, nil, false
 	}
+	// A declared Content-Length bounds what is sent, and a source with
+	// more gets ErrContentLength, as Write does (Go 1.27's net/http; Go
+	// 1.26's sends the excess and breaks the framing).
+	orig, lr, cut := src, (*io.LimitedReader)(nil), int64(0)
+	if w.contentLength != -1 {
+		rem := w.contentLength - w.written
+		var ok bool
+		if lr, ok = src.(*io.LimitedReader); ok {
+			if cut = lr.N - rem; cut > 0 {
+				lr.N -= cut
+			} else {
+				cut = 0
+			}
+		} else {
+			src = io.LimitReader(src, rem)
+		}
+	}
+	defer func() {
+		if cut > 0 {
+			lr.N += cut
+		}
+		if w.contentLength != -1 && w.written == w.contentLength && err == nil {
+			if m, _ := orig.Read(make([]byte, 1)); m != 0 {
+				err = http.ErrContentLength
+			}
+		}
+	}()
 	if zeroCopySource(src) {
 		n, err = w.h.dl.readFrom(rf, src)
 		if err != nil && !w.h.werr.Swap(true) {
