@@ -2,6 +2,7 @@ package httpsrv
 
 import (
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -215,61 +216,40 @@ func (d *connDeadlines) write(p []byte) (int, error) {
 // ReadFrom (sendfile or splice on TCP), under the same deadlines as write:
 // in pieces of floorPiece bytes while the response floor is armed.
 func (d *connDeadlines) readFrom(rf io.ReaderFrom, src io.Reader) (int64, error) {
-	f := &d.writeFloor
-	d.wmu.Lock()
-	if !f.on.Load() {
-		d.applyWriteLocked(d.writeLimit)
-		d.wmu.Unlock()
-		return rf.ReadFrom(src)
-	}
-	d.wmu.Unlock()
 	// Keep the innermost reader visible to rf: sendfile and splice look
 	// through one *io.LimitedReader (as io.CopyN and http.ServeContent
 	// make) but not two.
-	outer, limited := src.(*io.LimitedReader)
-	if limited {
-		src = outer.R
+	outer, ok := src.(*io.LimitedReader)
+	if !ok {
+		outer = &io.LimitedReader{R: src, N: math.MaxInt64}
 	}
+	lr := &io.LimitedReader{R: outer.R}
 	var written int64
-	lr := &io.LimitedReader{R: src}
-	for {
-		piece := int64(floorPiece)
-		if limited {
-			if outer.N <= 0 {
-				return written, nil
-			}
-			piece = min(piece, outer.N)
-		}
-		lr.N = piece
+	for outer.N > 0 {
 		d.wmu.Lock()
-		if !f.on.Load() {
-			// The handler set its own deadline meanwhile.
+		lr.N = outer.N
+		var start time.Time
+		floor := d.writeFloor.on.Load()
+		if floor {
+			lr.N = min(lr.N, floorPiece)
+			start = d.pieceDeadlineLocked(int(lr.N))
+		} else {
 			d.applyWriteLocked(d.writeLimit)
-			d.wmu.Unlock()
-			if limited {
-				lr.N = outer.N
-			} else {
-				lr.N = 1<<63 - 1
-			}
-			n, err := rf.ReadFrom(lr)
-			if limited {
-				outer.N -= n
-			}
-			return written + n, err
 		}
-		start := d.pieceDeadlineLocked(int(piece))
 		d.wmu.Unlock()
+		piece := lr.N
 		n, err := rf.ReadFrom(lr)
-		d.pieceDone(int(n), start)
-		written += n
-		if limited {
-			outer.N -= n
+		if floor {
+			d.pieceDone(int(n), start)
 		}
+		written += n
+		outer.N -= n
 		if err != nil || n < piece {
 			// A short piece with no error is the end of src.
 			return written, err
 		}
 	}
+	return written, nil
 }
 
 // hijacked clears both deadlines as the handler takes the connection

@@ -188,6 +188,21 @@ func TestReviewContinueRacesSetWriteDeadline(t *testing.T) {
 	assert.Equal(t, "hello", string(b))
 }
 
+// h2cCases are the protocol sets the h2c tests compare: HTTP/1 alone, and
+// HTTP/1 with unencrypted HTTP/2, which wraps plaintext connections.
+func h2cCases() []struct {
+	name   string
+	protos http.Protocols
+} {
+	h1 := protocols(true, false)
+	h1h2c := protocols(true, false)
+	h1h2c.SetUnencryptedHTTP2(true)
+	return []struct {
+		name   string
+		protos http.Protocols
+	}{{"HTTP1 only", h1}, {"HTTP1 and UnencryptedHTTP2", h1h2c}}
+}
+
 // TestReviewH2CCloseWriteAndWait: on a server with UnencryptedHTTP2 every
 // plaintext connection is a *prefaceConn, which embeds the net.Conn
 // interface and so has no CloseWrite. closeWriteAndWait then never
@@ -201,13 +216,7 @@ func TestReviewH2CCloseWriteAndWait(t *testing.T) {
 		w.Header().Set("Connection", "close")
 		io.WriteString(w, "no")
 	})
-	h1 := protocols(true, false)
-	h1h2c := protocols(true, false)
-	h1h2c.SetUnencryptedHTTP2(true)
-	for _, tc := range []struct {
-		name   string
-		protos http.Protocols
-	}{{"HTTP1 only", h1}, {"HTTP1 and UnencryptedHTTP2", h1h2c}} {
+	for _, tc := range h2cCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.protos
 			srv := &Server{Handler: h, Protocols: &p}
@@ -343,13 +352,7 @@ func TestReviewReadTimeoutCoversHead(t *testing.T) {
 func TestReviewH2CHeaderTimeoutRestarts(t *testing.T) {
 	const headerTimeout = time.Second
 	const pause = 900 * time.Millisecond // the slow client's pace
-	h1 := protocols(true, false)
-	h1h2c := protocols(true, false)
-	h1h2c.SetUnencryptedHTTP2(true)
-	for _, tc := range []struct {
-		name   string
-		protos http.Protocols
-	}{{"HTTP1 only", h1}, {"HTTP1 and UnencryptedHTTP2", h1h2c}} {
+	for _, tc := range h2cCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.protos
 			srv := &Server{Handler: http.NotFoundHandler(), Protocols: &p, ReadHeaderTimeout: headerTimeout}
