@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -75,8 +76,11 @@ func (s *Server) certReloadInterval() time.Duration {
 //
 // The defaults, applied only to unset fields:
 //
-//   - MinVersion 0 becomes DefaultMinTLSVersion (TLS 1.2).
-//   - CipherSuites nil becomes DefaultCipherSuites (ECDHE with AEAD only).
+//   - MinVersion 0 becomes DefaultMinTLSVersion (TLS 1.2); with a
+//     MaxVersion below TLS 1.2 the configuration is refused instead.
+//   - CipherSuites nil becomes DefaultCipherSuites (ECDHE with AEAD only),
+//     unless MinVersion is set below TLS 1.2: the clients it lets in can
+//     use only Go's default list (see applyTLSDefaults).
 //   - CurvePreferences stays nil, so that crypto/tls picks its modern
 //     defaults, which include the hybrid post-quantum X25519MLKEM768 key
 //     exchange from Go 1.24 and follow each Go release.
@@ -90,7 +94,9 @@ func (s *Server) certReloadInterval() time.Duration {
 // the base configuration.
 func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 	config := cloneTLSConfig(s.TLSConfig)
-	applyTLSDefaults(config)
+	if err := applyTLSDefaults(config); err != nil {
+		return nil, err
+	}
 	protos := s.protocols()
 	config.NextProtos = adjustNextProtos(config.NextProtos, protos)
 	if s.shouldSetupHTTP2() {
@@ -169,7 +175,8 @@ type configAdditions struct {
 // escapes them:
 //
 //   - The defaults of applyTLSDefaults fill MinVersion and CipherSuites if
-//     they are unset.
+//     they are unset; a returned configuration they would contradict (a
+//     MaxVersion below TLS 1.2 without a MinVersion) fails the handshake.
 //   - NextProtos is adjusted to the server's protocols as the base's is
 //     (adjustNextProtos), so that HTTP/2 is offered exactly when it is
 //     served.
@@ -185,7 +192,9 @@ type configAdditions struct {
 // ticket keys, which it rotates, unless the returned one sets its own.
 func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
 	c = c.Clone()
-	applyTLSDefaults(c)
+	if err := applyTLSDefaults(c); err != nil {
+		return nil, fmt.Errorf("httpsrv: the config TLSConfig.GetConfigForClient returned: %w", err)
+	}
 	c.NextProtos = adjustNextProtos(c.NextProtos, a.protos)
 	if a.clientCAs != nil {
 		if c.ClientAuth != tls.NoClientCert || c.ClientCAs != nil {
@@ -202,14 +211,30 @@ func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
 }
 
 // applyTLSDefaults fills httpsrv's safe defaults into the fields of config
-// that are unset; see serveTLSConfig.
-func applyTLSDefaults(config *tls.Config) {
+// that are unset, where they cannot contradict a field the caller set:
+//
+//   - MinVersion 0 becomes DefaultMinTLSVersion (TLS 1.2). A MaxVersion
+//     below that is refused with an error instead: it asks for versions
+//     the floor shuts out, and a caller who wants them says so with
+//     MinVersion.
+//   - CipherSuites nil becomes DefaultCipherSuites (ECDHE with AEAD) only
+//     when the minimum version is TLS 1.2 or more. AEAD suites exist only
+//     in TLS 1.2, so a caller who set MinVersion below it to reach TLS 1.0
+//     and 1.1 clients keeps Go's default list, whose ECDHE-CBC suites are
+//     the only ones those clients can use; crypto/tls still prefers the
+//     AEAD suites with every client that offers them.
+func applyTLSDefaults(config *tls.Config) error {
 	if config.MinVersion == 0 {
+		if config.MaxVersion != 0 && config.MaxVersion < DefaultMinTLSVersion {
+			return fmt.Errorf("httpsrv: TLSConfig.MaxVersion %s is below httpsrv's default minimum %s; set MinVersion to allow older versions",
+				tls.VersionName(config.MaxVersion), tls.VersionName(DefaultMinTLSVersion))
+		}
 		config.MinVersion = DefaultMinTLSVersion
 	}
-	if config.CipherSuites == nil {
+	if config.CipherSuites == nil && config.MinVersion >= tls.VersionTLS12 {
 		config.CipherSuites = DefaultCipherSuites()
 	}
+	return nil
 }
 
 // cloneTLSConfig returns a shallow clone of cfg, or a new zero tls.Config

@@ -42,7 +42,11 @@ func TestServeTLSConfigDefaults(t *testing.T) {
 		{name: "nil TLSConfig", cfg: nil, wantMinVersion: tls.VersionTLS12, wantSuites: DefaultCipherSuites()},
 		{name: "empty TLSConfig", cfg: &tls.Config{}, wantMinVersion: tls.VersionTLS12, wantSuites: DefaultCipherSuites()},
 		{name: "MinVersion 1.3", cfg: &tls.Config{MinVersion: tls.VersionTLS13}, wantMinVersion: tls.VersionTLS13, wantSuites: DefaultCipherSuites()},
-		{name: "MinVersion 1.0 is honoured", cfg: &tls.Config{MinVersion: tls.VersionTLS10}, wantMinVersion: tls.VersionTLS10, wantSuites: DefaultCipherSuites()},
+		// Issue 11, item 4: the AEAD-only default would shut out the TLS 1.0
+		// and 1.1 clients MinVersion lets in, so Go's default list stays.
+		{name: "MinVersion 1.0 is honoured with Go's suites", cfg: &tls.Config{MinVersion: tls.VersionTLS10}, wantMinVersion: tls.VersionTLS10, wantSuites: nil},
+		{name: "MinVersion 1.0 with CipherSuites", cfg: &tls.Config{MinVersion: tls.VersionTLS10, CipherSuites: userSuites}, wantMinVersion: tls.VersionTLS10, wantSuites: userSuites},
+		{name: "MaxVersion 1.2", cfg: &tls.Config{MaxVersion: tls.VersionTLS12}, wantMinVersion: tls.VersionTLS12, wantSuites: DefaultCipherSuites()},
 		{name: "CipherSuites", cfg: &tls.Config{CipherSuites: userSuites}, wantMinVersion: tls.VersionTLS12, wantSuites: userSuites},
 		{
 			name:           "CurvePreferences and tickets off",
@@ -81,6 +85,11 @@ func TestServeTLSConfigDefaults(t *testing.T) {
 			assert.Empty(t, tt.cfg.Certificates, "caller's Certificates")
 		})
 	}
+	t.Run("MaxVersion below the floor without MinVersion is refused", func(t *testing.T) {
+		s := &Server{TLSConfig: &tls.Config{MaxVersion: tls.VersionTLS11}}
+		_, err := s.serveTLSConfig(testCertFile, testKeyFile)
+		require.ErrorContains(t, err, "MaxVersion TLS 1.1 is below httpsrv's default minimum TLS 1.2; set MinVersion")
+	})
 	t.Run("DefaultCipherSuites returns a new slice", func(t *testing.T) {
 		a := DefaultCipherSuites()
 		a[0] = 0
@@ -169,6 +178,44 @@ func TestTLSHandshakePolicy(t *testing.T) {
 				assert.Equal(t, tls.X25519MLKEM768, st.CurveID, "key exchange")
 			}
 		})
+	}
+}
+
+// TestExplicitOldTLSVersionsHonoured checks issue 11, item 4: a server
+// whose TLSConfig sets MinVersion below TLS 1.2 (and no CipherSuites)
+// accepts the TLS 1.0 and 1.1 clients net/http accepts with the same
+// config, while TLS 1.2 and 1.3 clients still get an AEAD suite.
+func TestExplicitOldTLSVersionsHonoured(t *testing.T) {
+	_, pool := testCertificate(t)
+	cfg := func() *tls.Config { return &tls.Config{MinVersion: tls.VersionTLS10} }
+	ours := startTLS(t, &Server{ErrorLog: discardLogger(), TLSConfig: cfg()})
+	std := startNetHTTP(t, &http.Server{ErrorLog: discardLogger(), TLSConfig: cfg()})
+	tests := []struct {
+		name        string
+		client      *tls.Config
+		wantVersion uint16
+		wantAEAD    bool
+	}{
+		{name: "TLS 1.0 client", client: &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}, wantVersion: tls.VersionTLS10},
+		{name: "TLS 1.1 client", client: &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}, wantVersion: tls.VersionTLS11},
+		{name: "TLS 1.2 client", client: &tls.Config{MaxVersion: tls.VersionTLS12}, wantVersion: tls.VersionTLS12, wantAEAD: true},
+		{name: "default client", client: &tls.Config{}, wantVersion: tls.VersionTLS13, wantAEAD: true},
+	}
+	for _, tt := range tests {
+		for _, target := range []struct{ name, addr string }{{"net/http", std}, {"httpsrv", ours}} {
+			t.Run(tt.name+"/"+target.name, func(t *testing.T) {
+				cfg := tt.client.Clone()
+				cfg.RootCAs, cfg.ServerName = pool, "localhost"
+				c, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout()}, "tcp", target.addr, cfg)
+				require.NoError(t, err)
+				defer c.Close()
+				st := c.ConnectionState()
+				assert.Equal(t, tls.VersionName(tt.wantVersion), tls.VersionName(st.Version))
+				if tt.wantAEAD {
+					assert.NotContains(t, tls.CipherSuiteName(st.CipherSuite), "CBC")
+				}
+			})
+		}
 	}
 }
 
@@ -469,6 +516,12 @@ func TestGetConfigForClientKeepsServerSettings(t *testing.T) {
 	}
 	noCert := func(*tls.ClientHelloInfo) (*tls.Config, error) { return &tls.Config{}, nil }
 	nilConfig := func(*tls.ClientHelloInfo) (*tls.Config, error) { return nil, nil }
+	oldVersions := func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return &tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS10}, nil
+	}
+	maxTLS11 := func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return &tls.Config{Certificates: []tls.Certificate{serverCert}, MaxVersion: tls.VersionTLS11}, nil
+	}
 	ownClientAuth := func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		return &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequestClientCert}, nil
 	}
@@ -500,6 +553,10 @@ func TestGetConfigForClientKeepsServerSettings(t *testing.T) {
 		{name: "ALPN h2", getConfig: withCert, client: client{protos: h2client}, want: "h2"},
 		{name: "ALPN http/1.1", getConfig: withCert, client: client{protos: []string{"http/1.1"}}, want: "http/1.1"},
 		{name: "no certificate in returned config, files", getConfig: noCert, files: true, client: client{protos: h2client}, want: "h2"},
+		// Issue 11, item 4: the defaults never contradict a field the
+		// returned configuration sets.
+		{name: "returned MinVersion 1.0, TLS 1.1 client", getConfig: oldVersions, client: client{minVersion: tls.VersionTLS10, maxVersion: tls.VersionTLS11, protos: []string{"http/1.1"}}, want: "http/1.1"},
+		{name: "returned MaxVersion 1.1 without MinVersion", getConfig: maxTLS11, client: client{minVersion: tls.VersionTLS10, maxVersion: tls.VersionTLS11}, want: "error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
