@@ -217,19 +217,31 @@ type handshakeSample struct {
 
 // handshakeErrorLog counts failed handshakes and logs them at a bounded
 // rate. The zero value is ready to use.
+//
+// A failure is logged at once when no summary was logged in the last
+// interval. Otherwise it waits in pending, and a timer armed by the first
+// such failure logs the summary when the interval ends, so a burst is
+// reported a minute later at most, not when the next failure happens to
+// come. Once the server is closed (close), pending failures are logged and
+// later ones are logged at once: there is no later summary to wait for.
 type handshakeErrorLog struct {
 	// totals are the counts since the Server was created, by kind.
 	totals [numHandshakeErrorKinds]atomic.Uint64
 
-	// now returns the current time; nil means time.Now. Set by tests
-	// before first use.
-	now func() time.Time
+	// now returns the current time; nil means time.Now. afterFunc arms
+	// the timer of a deferred summary; nil means time.AfterFunc. Tests set
+	// them before first use.
+	now       func() time.Time
+	afterFunc func(d time.Duration, f func()) (stop func() bool)
 
 	// mu guards the fields below it.
 	mu      sync.Mutex
 	pending [numHandshakeErrorKinds]uint64 // failures since the last summary
 	samples [numHandshakeErrorKinds]handshakeSample
-	last    time.Time // when the last summary was logged; zero if never
+	last    time.Time   // when the last summary was logged; zero if never
+	stop    func() bool // stops the armed timer; nil when none is armed
+	gen     uint64      // counts armed timers, so that a stale one does nothing
+	closed  bool        // set by close
 }
 
 func (h *handshakeErrorLog) clock() time.Time {
@@ -258,10 +270,13 @@ type handshakeSummary struct {
 	at      time.Time
 }
 
+var noHandshakeErrors [numHandshakeErrorKinds]uint64
+
 // record counts a failure and returns the summary to log, if one is due:
-// when this is the first failure, or when handshakeErrorLogInterval has
-// passed since the last summary.
-func (h *handshakeErrorLog) record(kind handshakeErrorKind, remoteAddr string, err error) (handshakeSummary, bool) {
+// when this is the first failure, when handshakeErrorLogInterval has
+// passed since the last summary, or when the log is closed. If none is
+// due, it makes sure a timer will call report when the interval ends.
+func (h *handshakeErrorLog) record(kind handshakeErrorKind, remoteAddr string, err error, report func(handshakeSummary)) (handshakeSummary, bool) {
 	h.totals[kind].Add(1)
 	now := h.clock()
 	h.mu.Lock()
@@ -270,50 +285,108 @@ func (h *handshakeErrorLog) record(kind handshakeErrorKind, remoteAddr string, e
 	if h.samples[kind] == (handshakeSample{}) {
 		h.samples[kind] = handshakeSample{remoteAddr: remoteAddr, err: err.Error()}
 	}
-	if !h.last.IsZero() && now.Sub(h.last) < handshakeErrorLogInterval {
+	if !h.closed && !h.last.IsZero() && now.Sub(h.last) < handshakeErrorLogInterval {
+		if h.stop == nil {
+			h.armLocked(h.last.Add(handshakeErrorLogInterval).Sub(now), report)
+		}
 		return handshakeSummary{}, false
 	}
 	return h.takeSummaryLocked(now), true
 }
 
-// flush returns the summary of the failures not yet reported, if any.
-func (h *handshakeErrorLog) flush() (handshakeSummary, bool) {
+// armLocked arms the timer that reports the pending failures after d. It
+// requires h.mu.
+func (h *handshakeErrorLog) armLocked(d time.Duration, report func(handshakeSummary)) {
+	h.gen++
+	gen := h.gen
+	fire := func() {
+		if sum, ok := h.due(gen, report); ok {
+			report(sum)
+		}
+	}
+	if h.afterFunc != nil {
+		h.stop = h.afterFunc(d, fire)
+	} else {
+		h.stop = time.AfterFunc(d, fire).Stop
+	}
+}
+
+// due is the armed timer's work: it returns the pending summary, unless
+// the timer is stale (a summary was taken since it was armed) or fired
+// early by the clock's reckoning, in which case it re-arms for the rest.
+func (h *handshakeErrorLog) due(gen uint64, report func(handshakeSummary)) (handshakeSummary, bool) {
 	now := h.clock()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.pending == ([numHandshakeErrorKinds]uint64{}) {
+	if gen != h.gen || h.stop == nil {
+		return handshakeSummary{}, false
+	}
+	h.stop = nil
+	if h.pending == noHandshakeErrors {
+		return handshakeSummary{}, false
+	}
+	if rest := h.last.Add(handshakeErrorLogInterval).Sub(now); rest > 0 && !h.closed {
+		h.armLocked(rest, report)
+		return handshakeSummary{}, false
+	}
+	return h.takeSummaryLocked(now), true
+}
+
+// close returns the summary of the failures not yet reported, if any, and
+// makes later failures report at once.
+func (h *handshakeErrorLog) close() (handshakeSummary, bool) {
+	now := h.clock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	if h.pending == noHandshakeErrors {
 		return handshakeSummary{}, false
 	}
 	return h.takeSummaryLocked(now), true
 }
 
 // takeSummaryLocked returns the pending counts and samples as a summary
-// logged at now, and starts a new period. It requires that h.mu is held.
+// logged at now, starts a new period and disarms the timer. It requires
+// that h.mu is held.
 func (h *handshakeErrorLog) takeSummaryLocked(now time.Time) handshakeSummary {
 	sum := handshakeSummary{counts: h.pending, samples: h.samples, at: now}
 	if !h.last.IsZero() {
 		sum.period = now.Sub(h.last)
 	}
-	h.pending = [numHandshakeErrorKinds]uint64{}
+	h.pending = noHandshakeErrors
 	h.samples = [numHandshakeErrorKinds]handshakeSample{}
 	h.last = now
+	if h.stop != nil {
+		h.stop()
+		h.stop = nil
+	}
 	return sum
 }
 
 // logHandshakeError reports a failed TLS handshake from remoteAddr: it is
 // counted, and logged in a summary at most once per
 // handshakeErrorLogInterval.
+//
+// After Shutdown or Close, a handshake that failed because the server
+// closed its connection (net.ErrClosed) is counted but not logged: the
+// server cut it, not the client.
 func (s *Server) logHandshakeError(remoteAddr string, err error) {
 	h := s.handshakeLog()
-	if sum, ok := h.record(classifyHandshakeError(err), remoteAddr, err); ok {
+	kind := classifyHandshakeError(err)
+	if s.shuttingDown() && errors.Is(err, net.ErrClosed) {
+		h.totals[kind].Add(1)
+		return
+	}
+	if sum, ok := h.record(kind, remoteAddr, err, s.logHandshakeSummary); ok {
 		s.logHandshakeSummary(sum)
 	}
 }
 
-// flushHandshakeErrors logs the failures not yet reported in a summary.
-// Shutdown and Close call it, so that none go unreported.
+// flushHandshakeErrors logs the failures not yet reported in a summary,
+// and makes later failures log at once. Shutdown and Close call it, so
+// that none go unreported and no timer outlives the server.
 func (s *Server) flushHandshakeErrors() {
-	if sum, ok := s.handshakeLog().flush(); ok {
+	if sum, ok := s.handshakeLog().close(); ok {
 		s.logHandshakeSummary(sum)
 	}
 }

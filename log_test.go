@@ -364,12 +364,142 @@ func TestHandshakeErrorsWire(t *testing.T) {
 	}
 }
 
-// useStepClock makes srv's handshake-error log read a fake clock.
+// useStepClock makes srv's handshake-error log read a fake clock, and arm
+// fake timers, which the test fires.
 func useStepClock(t testing.TB, srv *Server) *fakeClock {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	srv.handshakeLog().now = clock.Now
+	clock, _ := useFakeTimers(t, srv)
 	return clock
+}
+
+// useFakeTimers is useStepClock, returning the timers too.
+func useFakeTimers(t testing.TB, srv *Server) (*fakeClock, *fakeTimers) {
+	t.Helper()
+	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	timers := &fakeTimers{}
+	srv.handshakeLog().now = clock.Now
+	srv.handshakeLog().afterFunc = timers.afterFunc
+	return clock, timers
+}
+
+// fakeTimers stands in for time.AfterFunc: it records each timer, and the
+// test fires them.
+type fakeTimers struct {
+	mu     sync.Mutex
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	d       time.Duration
+	f       func()
+	stopped bool
+}
+
+func (ft *fakeTimers) afterFunc(d time.Duration, f func()) func() bool {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	tm := &fakeTimer{d: d, f: f}
+	ft.timers = append(ft.timers, tm)
+	return func() bool {
+		ft.mu.Lock()
+		defer ft.mu.Unlock()
+		was := !tm.stopped
+		tm.stopped = true
+		return was
+	}
+}
+
+// armed returns the delays of the timers neither stopped nor fired.
+func (ft *fakeTimers) armed() []time.Duration {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	var ds []time.Duration
+	for _, tm := range ft.timers {
+		if !tm.stopped {
+			ds = append(ds, tm.d)
+		}
+	}
+	return ds
+}
+
+// fire runs the function of the i-th timer ever armed, as a timer that
+// could not be stopped in time would, whether or not it was stopped.
+func (ft *fakeTimers) fire(i int) {
+	ft.mu.Lock()
+	tm := ft.timers[i]
+	tm.stopped = true
+	ft.mu.Unlock()
+	tm.f()
+}
+
+// TestHandshakeErrorSummaryTimer checks issue 11, item 5: failures held
+// back by the rate limit are logged when the interval ends, by a timer,
+// not when the next failure happens to come (5,000 failures in 50 s used
+// to wait for the next failure, hours later); a stale timer logs nothing;
+// Shutdown and Close log what is pending and stop the timer, and a failure
+// after them is logged at once, except one caused by the server closing
+// the connection itself.
+func TestHandshakeErrorSummaryTimer(t *testing.T) {
+	logger, recs := newRecordLogger(t)
+	srv := &Server{Logger: logger}
+	clock, timers := useFakeTimers(t, srv)
+
+	srv.logHandshakeError("192.0.2.1:1", io.EOF)
+	require.Len(t, recs.all(), 1, "the first failure is logged at once")
+	assert.Empty(t, timers.armed(), "nothing pending, no timer")
+
+	clock.advance(10 * time.Second)
+	for range 5000 {
+		srv.logHandshakeError("192.0.2.2:2", errReset)
+	}
+	require.Len(t, recs.all(), 1, "held back within the interval")
+	require.Equal(t, []time.Duration{50 * time.Second}, timers.armed(), "one timer, for the rest of the interval")
+
+	clock.advance(50 * time.Second)
+	timers.fire(0)
+	require.Len(t, recs.all(), 2, "the timer logs the summary")
+	assert.Equal(t, map[string]any{
+		"total": uint64(5000), "period": time.Minute,
+		"eof.count": uint64(5000), "eof.remote_addr": "192.0.2.2:2", "eof.error": errReset.Error(),
+	}, attrMap(recs.all()[1]))
+	assert.Equal(t, clock.Now(), recs.all()[1].Time)
+
+	// A failure that finds the interval over is logged at once and stops
+	// the timer armed before it; that timer, firing anyway, does nothing.
+	clock.advance(30 * time.Second)
+	srv.logHandshakeError("192.0.2.3:3", errTimeout)
+	require.Len(t, timers.armed(), 1)
+	clock.advance(30 * time.Second)
+	srv.logHandshakeError("192.0.2.4:4", errBadCert)
+	require.Len(t, recs.all(), 3)
+	assert.Empty(t, timers.armed(), "the summary stopped the timer")
+	timers.fire(1)
+	assert.Len(t, recs.all(), 3, "a stale timer logs nothing")
+
+	// A timer that fires early by the clock's reckoning re-arms.
+	clock.advance(time.Second)
+	srv.logHandshakeError("192.0.2.5:5", io.EOF)
+	require.Equal(t, []time.Duration{59 * time.Second}, timers.armed())
+	clock.advance(58 * time.Second)
+	timers.fire(2)
+	assert.Len(t, recs.all(), 3)
+	require.Equal(t, []time.Duration{time.Second}, timers.armed())
+
+	// Close logs what is pending and stops the timer.
+	require.NoError(t, srv.Close())
+	require.Len(t, recs.all(), 4)
+	assert.Equal(t, uint64(1), attrMap(recs.all()[3])["eof.count"])
+	assert.Empty(t, timers.armed())
+
+	// After Close: a client's failure is logged at once; the server's own
+	// close of a connection in its handshake is counted, not logged.
+	srv.logHandshakeError("192.0.2.6:6", errNotTLS)
+	require.Len(t, recs.all(), 5, "logged at once after Close")
+	closed := &net.OpError{Op: "read", Net: "tcp", Err: net.ErrClosed}
+	srv.logHandshakeError("192.0.2.7:7", closed)
+	assert.Len(t, recs.all(), 5)
+	assert.Empty(t, timers.armed())
+	assert.Equal(t, uint64(5000+1+1+1+1+1+1), srv.HandshakeErrors().Total())
 }
 
 var (
