@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,16 +47,18 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// logRecorder collects the lines a certReloader logs.
+// logRecorder collects the lines a certReloader logs, with their levels.
 type logRecorder struct {
-	mu    sync.Mutex
-	lines []string
+	mu     sync.Mutex
+	lines  []string
+	levels []slog.Level
 }
 
-func (r *logRecorder) logf(format string, args ...any) {
+func (r *logRecorder) logf(level slog.Level, format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lines = append(r.lines, fmt.Sprintf(format, args...))
+	r.levels = append(r.levels, level)
 }
 
 // count returns the number of lines containing substr.
@@ -69,10 +74,27 @@ func (r *logRecorder) count(substr string) int {
 	return n
 }
 
+// countAt returns the number of lines at level containing substr.
+func (r *logRecorder) countAt(level slog.Level, substr string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for i, l := range r.lines {
+		if r.levels[i] == level && strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *logRecorder) String() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return strings.Join(r.lines, "\n")
+	var b strings.Builder
+	for i, l := range r.lines {
+		fmt.Fprintf(&b, "%v %s\n", r.levels[i], l)
+	}
+	return b.String()
 }
 
 const (
@@ -333,38 +355,77 @@ func TestCertReloaderKubernetesSwap(t *testing.T) {
 }
 
 // TestCertReloaderStatOnly checks that a check whose stat finds both
-// files unchanged, and old enough not to be racy, does not read them: a
-// same-size rewrite that keeps the modification time goes unnoticed until
-// a forced reload, which reads the files and reports the broken pair.
+// files unchanged, and old enough not to be racy, does not read them, and
+// that the change time in the stamp catches what size and modification
+// time miss: a same-size rewrite that sets the modification time back,
+// and a chmod.
 func TestCertReloaderStatOnly(t *testing.T) {
 	const interval = time.Second
-	ca := newTestCA(t, "stat CA")
-	p := ca.serverCert(t)
-	dir := t.TempDir()
-	certFile := writeTestFile(t, dir, "tls.crt", p.certPEM)
-	keyFile := writeTestFile(t, dir, "tls.key", p.keyPEM)
-	old := time.Now().Add(-time.Hour)
-	for _, name := range []string{certFile, keyFile} {
-		require.NoError(t, os.Chtimes(name, old, old))
+	tests := []struct {
+		name   string
+		change func(t testing.TB, certFile string, p *testPKI, old time.Time)
+		reads  bool // whether the check after the change reads the files
+	}{
+		{
+			name:   "unchanged",
+			change: func(testing.TB, string, *testPKI, time.Time) {},
+		},
+		{
+			name: "same-size rewrite, modification time set back",
+			change: func(t testing.TB, certFile string, p *testPKI, old time.Time) {
+				require.NoError(t, os.WriteFile(certFile, []byte(strings.Repeat("x", len(p.certPEM))), 0o600))
+				require.NoError(t, os.Chtimes(certFile, old, old))
+			},
+			reads: true,
+		},
+		{
+			name: "chmod",
+			change: func(t testing.TB, certFile string, _ *testPKI, _ time.Time) {
+				require.NoError(t, os.Chmod(certFile, 0o640))
+			},
+			reads: true,
+		},
 	}
-	clock, logs := newFakeClock(), new(logRecorder)
-	r, err := newCertReloader(certFile, keyFile, interval, clock.Now, logs.logf)
-	require.NoError(t, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ca := newTestCA(t, "stat CA")
+			p := ca.serverCert(t)
+			dir := t.TempDir()
+			certFile := writeTestFile(t, dir, "tls.crt", p.certPEM)
+			keyFile := writeTestFile(t, dir, "tls.key", p.keyPEM)
+			old := time.Now().Add(-time.Hour)
+			for _, name := range []string{certFile, keyFile} {
+				require.NoError(t, os.Chtimes(name, old, old))
+			}
+			clock, logs := newFakeClock(), new(logRecorder)
+			r, err := newCertReloader(certFile, keyFile, interval, clock.Now, logs.logf)
+			require.NoError(t, err)
+			var reads atomic.Int64
+			r.readFile = func(name string) ([]byte, error) {
+				reads.Add(1)
+				return os.ReadFile(name)
+			}
+			if tt.reads {
+				st, err := statFile(certFile)
+				require.NoError(t, err)
+				if st.ctime.IsZero() {
+					t.Skip("no change time on this system")
+				}
+			}
 
-	// Same inode, size and modification time; different content.
-	garbage := []byte(strings.Repeat("x", len(p.certPEM)))
-	writeTestFile(t, dir, "tls.crt", garbage)
-	require.NoError(t, os.Chtimes(certFile, old, old))
-	clock.advance(interval)
-	cert, err := r.GetCertificate(&tls.ClientHelloInfo{})
-	require.NoError(t, err)
-	assert.Equal(t, p.cert.SerialNumber, cert.Leaf.SerialNumber)
-	assert.Empty(t, logs.String(), "the check read the files")
-
-	assert.ErrorContains(t, r.reload(), "failed to find any PEM data")
-	cert, err = r.GetCertificate(&tls.ClientHelloInfo{})
-	require.NoError(t, err)
-	assert.Equal(t, p.cert.SerialNumber, cert.Leaf.SerialNumber)
+			tt.change(t, certFile, p, old)
+			clock.advance(interval)
+			cert, err := r.GetCertificate(&tls.ClientHelloInfo{})
+			require.NoError(t, err)
+			assert.Equal(t, p.cert.SerialNumber, cert.Leaf.SerialNumber)
+			if !tt.reads {
+				assert.Zero(t, reads.Load(), "the check read unchanged files")
+				assert.Empty(t, logs.String())
+				return
+			}
+			assert.Positive(t, reads.Load(), "the check missed the change")
+		})
+	}
 }
 
 // TestCertReloaderNoAutomaticCheck checks that a negative interval turns
@@ -694,4 +755,321 @@ func getOK(c *http.Client, url string) error {
 		return errors.New("unexpected response: " + resp.Status + " " + string(body))
 	}
 	return nil
+}
+
+// errnoNames names the OS errors the retry tests inject.
+var errnoNames = map[syscall.Errno]string{
+	syscall.EACCES: "EACCES",
+	syscall.EMFILE: "EMFILE",
+	syscall.ENFILE: "ENFILE",
+	syscall.EIO:    "EIO",
+	syscall.ESTALE: "ESTALE",
+	syscall.ENOENT: "ENOENT",
+}
+
+// failFiles makes the file-system functions of r fail with errno for the
+// file named target while failing is set, at the step named by where:
+// "read" or "stat". It returns a counter of the failed calls.
+func failFiles(r *certReloader, where, target string, errno syscall.Errno, failing *atomic.Bool) *atomic.Int64 {
+	var failed atomic.Int64
+	fail := func(op, name string) error {
+		if failing.Load() && name == target {
+			failed.Add(1)
+			return &fs.PathError{Op: op, Path: name, Err: errno}
+		}
+		return nil
+	}
+	switch where {
+	case "read":
+		r.readFile = func(name string) ([]byte, error) {
+			if err := fail("open", name); err != nil {
+				return nil, err
+			}
+			return os.ReadFile(name)
+		}
+	case "stat":
+		r.stat = func(name string) (fileStamp, error) {
+			if err := fail("stat", name); err != nil {
+				return fileStamp{}, err
+			}
+			return statFile(name)
+		}
+	default:
+		panic("unknown step " + where)
+	}
+	return &failed
+}
+
+// TestCertReloaderOSErrorRetried checks that a renewal whose files cannot
+// be read or stat'ed for a reason outside their content (issue 11: EACCES
+// fixed with chmod, EMFILE or ENFILE in a connection flood, EIO or ESTALE
+// on network storage, ENOENT in a swap) is retried with back-off, 1 s
+// doubling up to the interval, logged once, and served as soon as the
+// error clears, though the files have not changed since.
+func TestCertReloaderOSErrorRetried(t *testing.T) {
+	const interval = 10 * time.Second
+	wantDelays := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, interval, interval}
+	for _, step := range []struct{ where, file string }{
+		{"read", "certificate"}, {"read", "key"}, {"stat", "certificate"}, {"stat", "key"},
+	} {
+		for errno, name := range errnoNames {
+			t.Run(step.where+" "+step.file+" "+name, func(t *testing.T) {
+				f := newReloaderFixture(t, interval)
+				target := f.certFile
+				if step.file == "key" {
+					target = f.keyFile
+				}
+				var failing atomic.Bool
+				failing.Store(true)
+				failed := failFiles(f.r, step.where, target, errno, &failing)
+				next := f.ca.serverCert(t)
+				f.write(t, next.certPEM, next.keyPEM)
+
+				f.clock.advance(interval)
+				assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
+				require.EqualValues(t, 1, failed.Load(), "the check did not try the files")
+				for i, d := range wantDelays {
+					f.clock.advance(d - time.Nanosecond)
+					f.served(t)
+					require.EqualValues(t, i+1, failed.Load(), "retry %d earlier than %v", i+1, d)
+					f.clock.advance(time.Nanosecond)
+					assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
+					require.EqualValues(t, i+2, failed.Load(), "retry %d not made after %v; logs:\n%s", i+1, d, f.logs)
+				}
+				assert.Equal(t, 1, f.logs.countAt(slog.LevelError, logFailed), "logs:\n%s", f.logs)
+				assert.Equal(t, 1, f.logs.count(name), "logs:\n%s", f.logs)
+
+				failing.Store(false)
+				f.clock.advance(interval)
+				assert.Equal(t, next.cert.SerialNumber, f.served(t), "not retried once the error cleared; logs:\n%s", f.logs)
+				assert.Equal(t, 1, f.logs.countAt(slog.LevelInfo, logReloaded), "logs:\n%s", f.logs)
+
+				// Back to the normal interval.
+				f.clock.advance(time.Second)
+				f.served(t)
+				f.clock.advance(interval)
+				f.served(t)
+				assert.Equal(t, 1, f.logs.countAt(slog.LevelError, logFailed), "logs:\n%s", f.logs)
+			})
+		}
+	}
+}
+
+// TestReloadCertificateOSErrorRetried checks that an on-demand reload that
+// fails to read the files returns the error, and leaves the automatic
+// check to retry the load, instead of recording the files as loaded.
+func TestReloadCertificateOSErrorRetried(t *testing.T) {
+	const interval = 10 * time.Second
+	f := newReloaderFixture(t, interval)
+	var failing atomic.Bool
+	failing.Store(true)
+	failFiles(f.r, "read", f.keyFile, syscall.EACCES, &failing)
+	next := f.ca.serverCert(t)
+	f.write(t, next.certPEM, next.keyPEM)
+
+	err := f.r.reload()
+	assert.ErrorIs(t, err, syscall.EACCES)
+	assert.ErrorIs(t, err, fs.ErrPermission)
+	assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
+
+	failing.Store(false)
+	f.clock.advance(time.Second)
+	assert.Equal(t, next.cert.SerialNumber, f.served(t), "not retried; logs:\n%s", f.logs)
+}
+
+// TestCertReloaderChmod is the report of issue 11 with a real file: a
+// renewed key at mode 0000, then chmod 0600 (which changes neither size
+// nor modification time), is served. Root reads files whatever their mode,
+// so the test skips as root; TestCertReloaderOSErrorRetried covers EACCES
+// there.
+func TestCertReloaderChmod(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root ignores file modes")
+	}
+	const interval = 10 * time.Second
+	f := newReloaderFixture(t, interval)
+	next := f.ca.serverCert(t)
+	f.write(t, next.certPEM, next.keyPEM)
+	require.NoError(t, os.Chmod(f.keyFile, 0))
+	t.Cleanup(func() { os.Chmod(f.keyFile, 0o600) })
+
+	f.clock.advance(interval)
+	assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
+	assert.Equal(t, 1, f.logs.count("permission denied"), "logs:\n%s", f.logs)
+
+	require.NoError(t, os.Chmod(f.keyFile, 0o600))
+	f.clock.advance(time.Second)
+	assert.Equal(t, next.cert.SerialNumber, f.served(t), "not retried after chmod; logs:\n%s", f.logs)
+}
+
+func TestNextReloadRetryDelay(t *testing.T) {
+	tests := []struct {
+		prev, interval, want time.Duration
+	}{
+		{0, 10 * time.Second, time.Second},
+		{time.Second, 10 * time.Second, 2 * time.Second},
+		{8 * time.Second, 10 * time.Second, 10 * time.Second},
+		{10 * time.Second, 10 * time.Second, 10 * time.Second},
+		{32 * time.Second, time.Hour, time.Minute},
+		{time.Minute, time.Hour, time.Minute},
+		{0, 20 * time.Millisecond, 20 * time.Millisecond},
+		{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, nextReloadRetryDelay(tt.prev, tt.interval), "prev %v, interval %v", tt.prev, tt.interval)
+	}
+}
+
+// TestCertReloaderNotYetValid checks that a renewal whose NotBefore is in
+// the future is refused, with one error logged, and served at the first
+// check once it is valid, though the files have not changed since; and
+// that at startup such a certificate is served, with an error logged, as
+// net/http would serve it.
+func TestCertReloaderNotYetValid(t *testing.T) {
+	const interval = 10 * time.Second
+	notYetValid := func(t testing.TB, ca *testPKI, from time.Time) *testPKI {
+		return issueTestCert(t, ca, func(c *x509.Certificate) {
+			c.NotBefore = from
+			c.NotAfter = from.Add(48 * time.Hour)
+		})
+	}
+	t.Run("renewal", func(t *testing.T) {
+		f := newReloaderFixture(t, interval)
+		from := f.clock.Now().Add(time.Hour)
+		next := notYetValid(t, f.ca, from)
+		f.write(t, next.certPEM, next.keyPEM)
+		for range 3 {
+			f.clock.advance(interval)
+			assert.Equal(t, f.first.cert.SerialNumber, f.served(t), "served before NotBefore")
+		}
+		assert.Equal(t, 1, f.logs.countAt(slog.LevelError, "not valid until"), "logs:\n%s", f.logs)
+
+		f.clock.advance(from.Sub(f.clock.Now()) - interval/2)
+		assert.Equal(t, f.first.cert.SerialNumber, f.served(t), "served before NotBefore")
+		f.clock.advance(interval)
+		assert.Equal(t, next.cert.SerialNumber, f.served(t), "not served once valid; logs:\n%s", f.logs)
+		assert.Equal(t, 1, f.logs.countAt(slog.LevelInfo, logReloaded), "logs:\n%s", f.logs)
+	})
+	t.Run("startup", func(t *testing.T) {
+		ca := newTestCA(t, "startup CA")
+		p := notYetValid(t, ca, time.Now().Add(time.Hour))
+		dir := t.TempDir()
+		clock, logs := newFakeClock(), new(logRecorder)
+		r, err := newCertReloader(writeTestFile(t, dir, "tls.crt", p.certPEM), writeTestFile(t, dir, "tls.key", p.keyPEM), interval, clock.Now, logs.logf)
+		require.NoError(t, err)
+		cert, err := r.GetCertificate(&tls.ClientHelloInfo{})
+		require.NoError(t, err)
+		assert.Equal(t, p.cert.SerialNumber, cert.Leaf.SerialNumber)
+		assert.Equal(t, 1, logs.countAt(slog.LevelError, "not valid until"), "logs:\n%s", logs)
+	})
+}
+
+// TestCertReloaderExpiryWarning checks that checks warn when the served
+// certificate is within a quarter of its lifetime of expiry and nothing
+// newer can be loaded, at most once an hour, and stop once a renewal is
+// served.
+func TestCertReloaderExpiryWarning(t *testing.T) {
+	const interval = 10 * time.Second
+	const warning = "and no newer one could be loaded"
+	tests := []struct {
+		name  string
+		files func(t testing.TB, f *reloaderFixture) // what the files hold near expiry
+	}{
+		{name: "files unchanged", files: func(testing.TB, *reloaderFixture) {}},
+		{name: "broken renewal", files: func(t testing.TB, f *reloaderFixture) {
+			f.write(t, []byte("garbage\n"), f.first.keyPEM)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newReloaderFixture(t, interval)
+			leaf := f.first.cert
+			window := leaf.NotAfter.Sub(leaf.NotBefore) / 4
+			tt.files(t, f)
+
+			f.clock.advance(leaf.NotAfter.Sub(f.clock.Now()) - window - interval)
+			f.served(t)
+			assert.Zero(t, f.logs.count(warning), "warned outside the window; logs:\n%s", f.logs)
+
+			f.clock.advance(interval)
+			f.served(t)
+			assert.Equal(t, 1, f.logs.countAt(slog.LevelWarn, warning), "logs:\n%s", f.logs)
+			for range 5 {
+				f.clock.advance(interval)
+				f.served(t)
+			}
+			assert.Equal(t, 1, f.logs.countAt(slog.LevelWarn, warning), "warned more than once an hour; logs:\n%s", f.logs)
+			f.clock.advance(time.Hour)
+			f.served(t)
+			assert.Equal(t, 2, f.logs.countAt(slog.LevelWarn, warning), "logs:\n%s", f.logs)
+
+			next := issueTestCert(t, f.ca, func(c *x509.Certificate) {
+				c.NotBefore = f.clock.Now().Add(-time.Hour)
+				c.NotAfter = f.clock.Now().Add(90 * 24 * time.Hour)
+			})
+			f.write(t, next.certPEM, next.keyPEM)
+			f.clock.advance(time.Hour)
+			assert.Equal(t, next.cert.SerialNumber, f.served(t))
+			f.clock.advance(time.Hour)
+			f.served(t)
+			assert.Equal(t, 2, f.logs.countAt(slog.LevelWarn, warning), "warned after the renewal; logs:\n%s", f.logs)
+		})
+	}
+}
+
+// TestCertReloadLogLevels checks the levels of the reloader's records
+// through a server: a certificate close to expiry at startup is a warning,
+// a reload an info record (issue 11: routine renewals tripped error
+// alerting), a rejected pair an error. With ErrorLog set, the lines go to
+// ErrorLog.
+func TestCertReloadLogLevels(t *testing.T) {
+	ca := newTestCA(t, "levels CA")
+	expiring := issueTestCert(t, ca, func(c *x509.Certificate) {
+		c.NotBefore = time.Now().Add(-23 * time.Hour)
+		c.NotAfter = time.Now().Add(time.Hour)
+	})
+	renewed := ca.serverCert(t)
+	want := []struct {
+		level slog.Level
+		msg   string
+	}{
+		{slog.LevelWarn, "expires at"},
+		{slog.LevelInfo, logReloaded},
+		{slog.LevelError, logFailed},
+	}
+	for _, errorLog := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ErrorLog %v", errorLog), func(t *testing.T) {
+			dir := t.TempDir()
+			certFile := writeTestFile(t, dir, "tls.crt", expiring.certPEM)
+			keyFile := writeTestFile(t, dir, "tls.key", expiring.keyPEM)
+			logger, h := newRecordLogger(t)
+			srv := &Server{CertReloadInterval: -1, Logger: logger}
+			var lines *syncBuffer
+			if errorLog {
+				srv.ErrorLog, lines = newTestLogger()
+			}
+			addr := serveTestFiles(t, srv, certFile, keyFile)
+			require.Equal(t, expiring.cert.SerialNumber, servedSerial(t, addr, "localhost")) // serving has started
+
+			writeTestFile(t, dir, "tls.crt", renewed.certPEM)
+			writeTestFile(t, dir, "tls.key", renewed.keyPEM)
+			require.NoError(t, srv.ReloadCertificate())
+			writeTestFile(t, dir, "tls.key", expiring.keyPEM)
+			require.Error(t, srv.ReloadCertificate())
+
+			if errorLog {
+				assert.Empty(t, h.all(), "records sent to Logger with ErrorLog set")
+				for _, w := range want {
+					assert.Contains(t, lines.String(), w.msg)
+				}
+				return
+			}
+			recs := h.all()
+			require.Len(t, recs, len(want), "records: %v", recs)
+			for i, w := range want {
+				assert.Equal(t, w.level, recs[i].Level, "record %q", recs[i].Message)
+				assert.Contains(t, recs[i].Message, w.msg)
+			}
+		})
+	}
 }
