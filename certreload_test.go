@@ -1,6 +1,7 @@
 package httpsrv
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -1069,6 +1071,245 @@ func TestCertReloadLogLevels(t *testing.T) {
 			for i, w := range want {
 				assert.Equal(t, w.level, recs[i].Level, "record %q", recs[i].Message)
 				assert.Contains(t, recs[i].Message, w.msg)
+			}
+		})
+	}
+}
+
+// mtlsGet makes a TLS connection to addr with cfg, sends a GET request
+// over HTTP/1.1 and returns the response body, and whether the TLS
+// session was resumed. A TLS 1.3 server reports a rejected client
+// certificate after the client's handshake has finished, so the error may
+// come from the request.
+func mtlsGet(addr string, cfg *tls.Config) (body string, resumed bool, err error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout()}, "tcp", addr, cfg)
+	if err != nil {
+		return "", false, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(testTimeout())); err != nil {
+		return "", false, err
+	}
+	resumed = c.ConnectionState().DidResume
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"); err != nil {
+		return "", resumed, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "", resumed, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), resumed, err
+}
+
+// TestClientCAFileRotation checks with real handshakes that ClientCAFile
+// is reloaded: after the file changes to another CA, a client certificate
+// from the new CA is accepted and one from the removed CA refused, on a
+// new connection and on resuming a session established before the change;
+// a change that keeps the old CA keeps its sessions resumable.
+func TestClientCAFileRotation(t *testing.T) {
+	oldCA, newCA := newTestCA(t, "old client CA"), newTestCA(t, "new client CA")
+	_, serverPool := testCertificate(t)
+	tests := []struct {
+		name       string
+		newFile    []byte
+		oldAllowed bool // whether a certificate from the old CA is still accepted
+	}{
+		{name: "CA replaced", newFile: newCA.certPEM},
+		{name: "CA added", newFile: slices.Concat(oldCA.certPEM, newCA.certPEM), oldAllowed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			caFile := writeTestFile(t, dir, "ca.pem", oldCA.certPEM)
+			srv := &Server{
+				ClientCAFile:       caFile,
+				CertReloadInterval: -1,
+				ErrorLog:           discardLogger(),
+				Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					io.WriteString(w, r.TLS.VerifiedChains[0][0].Subject.CommonName)
+				}),
+			}
+			addr := startTLS(t, srv)
+			client := func(p *testPKI, cache tls.ClientSessionCache) *tls.Config {
+				return &tls.Config{
+					RootCAs:            serverPool,
+					ServerName:         "localhost",
+					NextProtos:         []string{"http/1.1"},
+					Certificates:       []tls.Certificate{p.tlsCertificate(t)},
+					ClientSessionCache: cache,
+				}
+			}
+			alice, bob := oldCA.clientCert(t, "alice"), newCA.clientCert(t, "bob")
+			aliceCache := tls.NewLRUClientSessionCache(4)
+
+			body, resumed, err := mtlsGet(addr, client(alice, aliceCache))
+			require.NoError(t, err)
+			assert.Equal(t, "alice", body)
+			assert.False(t, resumed)
+			body, resumed, err = mtlsGet(addr, client(alice, aliceCache))
+			require.NoError(t, err)
+			assert.Equal(t, "alice", body)
+			require.True(t, resumed, "session not resumed before the change")
+			_, _, err = mtlsGet(addr, client(bob, nil))
+			require.Error(t, err, "certificate from the new CA accepted before the change")
+
+			writeTestFile(t, dir, "ca.pem", tt.newFile)
+			require.NoError(t, srv.ReloadCertificate())
+
+			body, _, err = mtlsGet(addr, client(bob, nil))
+			require.NoError(t, err, "certificate from the new CA refused after the change")
+			assert.Equal(t, "bob", body)
+
+			body, resumed, err = mtlsGet(addr, client(alice, aliceCache))
+			if tt.oldAllowed {
+				require.NoError(t, err)
+				assert.Equal(t, "alice", body)
+				assert.True(t, resumed, "session not resumed after a change that kept its CA")
+			} else {
+				assert.Error(t, err, "resumed session from the removed CA accepted (resumed %v)", resumed)
+			}
+			_, _, err = mtlsGet(addr, client(alice, nil))
+			if tt.oldAllowed {
+				assert.NoError(t, err)
+			} else {
+				assert.Error(t, err, "certificate from the removed CA accepted")
+			}
+		})
+	}
+}
+
+// TestClientCAFileRotationGetConfigForClient checks that the
+// configurations the caller's GetConfigForClient returns, and the base
+// configuration when it returns nil, get the CAs as reloaded.
+func TestClientCAFileRotationGetConfigForClient(t *testing.T) {
+	oldCA, newCA := newTestCA(t, "old client CA"), newTestCA(t, "new client CA")
+	serverCert, serverPool := testCertificate(t)
+	for _, returnNil := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nil config %v", returnNil), func(t *testing.T) {
+			dir := t.TempDir()
+			caFile := writeTestFile(t, dir, "ca.pem", oldCA.certPEM)
+			srv := &Server{
+				ClientCAFile:       caFile,
+				CertReloadInterval: -1,
+				ErrorLog:           discardLogger(),
+				Handler:            http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+				TLSConfig: &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+					if returnNil {
+						return nil, nil
+					}
+					return &tls.Config{Certificates: []tls.Certificate{serverCert}}, nil
+				}},
+			}
+			addr := startTLS(t, srv)
+			get := func(p *testPKI) error {
+				_, _, err := mtlsGet(addr, &tls.Config{
+					RootCAs:      serverPool,
+					ServerName:   "localhost",
+					NextProtos:   []string{"http/1.1"},
+					Certificates: []tls.Certificate{p.tlsCertificate(t)},
+				})
+				return err
+			}
+			alice, bob := oldCA.clientCert(t, "alice"), newCA.clientCert(t, "bob")
+			require.NoError(t, get(alice))
+			require.Error(t, get(bob))
+			writeTestFile(t, dir, "ca.pem", newCA.certPEM)
+			require.NoError(t, srv.ReloadCertificate())
+			assert.NoError(t, get(bob), "certificate from the new CA refused after the change")
+			assert.Error(t, get(alice), "certificate from the removed CA accepted")
+		})
+	}
+}
+
+// TestCAReloaderCheck checks the automatic check of ClientCAFile with a
+// fake clock: a changed file is loaded at the first handshake after the
+// interval, a file without certificates is rejected and logged once, a
+// read error is retried, and the configuration handed to crypto/tls is
+// built once per pool.
+func TestCAReloaderCheck(t *testing.T) {
+	const interval = 10 * time.Second
+	ca1, ca2, ca3 := newTestCA(t, "CA 1"), newTestCA(t, "CA 2"), newTestCA(t, "CA 3")
+	dir := t.TempDir()
+	file := writeTestFile(t, dir, "ca.pem", ca1.certPEM)
+	clock, logs := newFakeClock(), new(logRecorder)
+	r, err := newCAReloader(file, interval, clock.Now, logs.logf)
+	require.NoError(t, err)
+	base := &tls.Config{MinVersion: tls.VersionTLS13}
+	trusts := func(c *tls.Config, ca *testPKI) bool {
+		return anyChainRootedIn([][]*x509.Certificate{{ca.cert}}, c.ClientCAs, clock.Now())
+	}
+
+	c1 := r.clientConfig(base)
+	assert.Same(t, c1, r.clientConfig(base), "configuration built again for the same pool")
+	assert.True(t, trusts(c1, ca1))
+	assert.Equal(t, tls.RequireAndVerifyClientCert, c1.ClientAuth)
+	assert.Equal(t, uint16(tls.VersionTLS13), c1.MinVersion)
+	assert.Nil(t, c1.GetConfigForClient)
+	assert.NotNil(t, c1.VerifyConnection)
+	assert.Nil(t, base.ClientCAs, "base modified")
+
+	writeTestFile(t, dir, "ca.pem", ca2.certPEM)
+	clock.advance(interval - time.Nanosecond)
+	assert.Same(t, c1, r.clientConfig(base), "changed before the interval")
+	clock.advance(time.Nanosecond)
+	c2 := r.clientConfig(base)
+	assert.True(t, trusts(c2, ca2), "new CA not loaded; logs:\n%s", logs)
+	assert.False(t, trusts(c2, ca1))
+	assert.Equal(t, 1, logs.countAt(slog.LevelInfo, "reloaded client CAs"), "logs:\n%s", logs)
+
+	writeTestFile(t, dir, "ca.pem", []byte("no PEM here\n"))
+	for range 3 {
+		clock.advance(interval)
+		assert.Same(t, c2, r.clientConfig(base))
+	}
+	assert.Equal(t, 1, logs.countAt(slog.LevelError, "holds no PEM certificate"), "logs:\n%s", logs)
+
+	var failing atomic.Bool
+	failing.Store(true)
+	failFiles(r, "read", file, syscall.EIO, &failing)
+	writeTestFile(t, dir, "ca.pem", ca3.certPEM)
+	clock.advance(interval)
+	assert.Same(t, c2, r.clientConfig(base))
+	assert.Equal(t, 1, logs.countAt(slog.LevelError, "input/output error"), "logs:\n%s", logs)
+	failing.Store(false)
+	clock.advance(time.Second)
+	assert.True(t, trusts(r.clientConfig(base), ca3), "read error not retried; logs:\n%s", logs)
+}
+
+// TestVerifyResumedChain checks the VerifyConnection that refuses a
+// resumed session from a CA no longer in ClientCAFile, the defence for Go
+// releases whose crypto/tls does not check it itself, and that it calls
+// the caller's VerifyConnection.
+func TestVerifyResumedChain(t *testing.T) {
+	kept, removed := newTestCA(t, "kept CA"), newTestCA(t, "removed CA")
+	alice, mallory := kept.clientCert(t, "alice"), removed.clientCert(t, "mallory")
+	errNext := errors.New("caller's VerifyConnection")
+	tests := []struct {
+		name    string
+		resumed bool
+		chain   *testPKI // the client's leaf; its CA ends the chain
+		ca      *testPKI
+		next    func(tls.ConnectionState) error
+		want    string // error substring; empty for none
+	}{
+		{name: "resumed, CA kept", resumed: true, chain: alice, ca: kept},
+		{name: "resumed, CA removed", resumed: true, chain: mallory, ca: removed, want: "not from a CA of ClientCAFile"},
+		{name: "full handshake", chain: mallory, ca: removed}, // verified by crypto/tls
+		{name: "caller's VerifyConnection", resumed: true, chain: alice, ca: kept, next: func(tls.ConnectionState) error { return errNext }, want: errNext.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			verify := verifyResumedChain(kept.pool(), time.Now, tt.next)
+			err := verify(tls.ConnectionState{
+				DidResume:      tt.resumed,
+				VerifiedChains: [][]*x509.Certificate{{tt.chain.cert, tt.ca.cert}},
+			})
+			if tt.want == "" {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorContains(t, err, tt.want)
 			}
 		})
 	}
