@@ -381,7 +381,7 @@ func (r *certReloader) loadLocked(st pairStamp) error {
 			return fmt.Errorf("httpsrv: reading key: %w", err)
 		}
 	}
-	// Written before the verdict, so that its error returns need not.
+	// The files are read: what follows is a verdict on their content.
 	r.stamp = st
 	h := sha256.New()
 	fmt.Fprintf(h, "%d\n", len(certPEM))
