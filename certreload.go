@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,18 +22,22 @@ import (
 // ReloadCertificate loads the certificate and key files given to ServeTLS
 // or ListenAndServeTLS again, and serves the new pair to the handshakes
 // that follow if it is valid; connections already established keep theirs.
-// It is meant for a signal handler (SIGHUP) or an admin endpoint, and works
-// whatever CertReloadInterval is.
+// It loads ClientCAFile again too, if it is set. It is meant for a signal
+// handler (SIGHUP) or an admin endpoint, and works whatever
+// CertReloadInterval is.
 //
 // If the pair cannot be read, does not parse, has a key that does not match
-// the certificate, or has expired while the one served has not, the server
-// keeps the pair it serves and ReloadCertificate returns the error. When
-// the server serves several listeners with certificate files, each is
-// reloaded and the errors are joined.
+// the certificate, is not valid yet (NotBefore in the future) or has
+// expired while the one served has not, the server keeps the pair it
+// serves and ReloadCertificate returns the error; a file that cannot be
+// read is then retried by the automatic check as a failed check is (see
+// CertReloadInterval). When the server serves several listeners with
+// certificate files, each is reloaded and the errors are joined.
 //
-// ReloadCertificate returns ErrNoCertificateFiles if the server does not
-// serve a certificate from files, and http.ErrServerClosed after Shutdown
-// or Close. It is safe for concurrent use, with itself and with handshakes.
+// ReloadCertificate returns ErrNoCertificateFiles if the server serves
+// neither a certificate from files nor a ClientCAFile, and
+// http.ErrServerClosed after Shutdown or Close. It is safe for concurrent
+// use, with itself and with handshakes.
 func (s *Server) ReloadCertificate() error {
 	if s.shuttingDown() {
 		return http.ErrServerClosed
@@ -48,9 +53,9 @@ func (s *Server) ReloadCertificate() error {
 	return errors.Join(errs...)
 }
 
-// addCertReloader registers r as serving a key pair of s, for
-// ReloadCertificate. The list only grows: ServeTLS returns only when the
-// server stops, and a stopped server cannot be reused.
+// addCertReloader registers r as serving a key pair or the ClientCAFile
+// pool of s, for ReloadCertificate. The list only grows: ServeTLS returns
+// only when the server stops, and a stopped server cannot be reused.
 func (s *Server) addCertReloader(r *certReloader) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -64,64 +69,178 @@ func (s *Server) certReloaders() []*certReloader {
 	return slices.Clone(s.certs)
 }
 
+// Retries of a check that failed for a reason other than the content of
+// the files (see certReloader): the first comes minReloadRetryDelay after
+// the failure, or after the check interval if it is shorter, and each
+// further one waits twice as long, up to the check interval or
+// maxReloadRetryDelay, whichever is shorter. A retry costs what a check
+// that finds a change costs (two stat calls and two small reads), its
+// error is logged once however often it repeats, and while it fails a
+// renewal waits and the served certificate ages, so retries never wait
+// longer than a normal check, nor longer than a minute when checks are
+// rare; the doubling from one second keeps a process short of descriptors
+// (EMFILE during a connection flood) from spending them on the files at
+// every handshake.
+const (
+	minReloadRetryDelay = time.Second
+	maxReloadRetryDelay = time.Minute
+)
+
+// nextReloadRetryDelay returns the wait before the next retry, given the
+// previous wait (zero after a check that did not fail so) and the check
+// interval.
+func nextReloadRetryDelay(prev, interval time.Duration) time.Duration {
+	ceiling := min(interval, maxReloadRetryDelay)
+	if prev <= 0 {
+		return min(minReloadRetryDelay, ceiling)
+	}
+	return min(2*prev, ceiling)
+}
+
+// The expiry warning: when the served certificate has less than
+// expiryWarningWindow left and a check finds nothing newer that can be
+// served (the files are unchanged, or hold a pair that is rejected, or
+// cannot be read), the check logs a warning, at most once per
+// expiryWarningEvery.
+const (
+	// maxExpiryWarningWindow caps expiryWarningWindow, for long-lived
+	// certificates.
+	maxExpiryWarningWindow = 7 * 24 * time.Hour
+
+	// expiryWarningEvery is the least time between two warnings. Checks
+	// run every CertReloadInterval (ten seconds by default); a warning at
+	// each would flood the logs for days.
+	expiryWarningEvery = time.Hour
+)
+
+// expiryWarningWindow returns how long before its NotAfter a served
+// certificate leaf makes checks warn: a quarter of its lifetime, at most
+// maxExpiryWarningWindow. ACME clients and cert-manager renew when a third
+// of the lifetime is left, so a certificate inside the window is one whose
+// renewal is late, while days (for a 90-day certificate, seven) remain to
+// fix it.
+func expiryWarningWindow(leaf *x509.Certificate) time.Duration {
+	return min(leaf.NotAfter.Sub(leaf.NotBefore)/4, maxExpiryWarningWindow)
+}
+
+// logFunc logs a line at a level; see Server.logAtf.
+type logFunc func(level slog.Level, format string, args ...any)
+
 // certReloader serves a key pair loaded from a certificate file and a key
-// file, and loads it again when the files change.
+// file, or, for ClientCAFile, a pool of CA certificates loaded from one
+// file (keyFile is then empty), and loads it again when the files change.
 //
 // Changes are found lazily: the first handshake after the interval has
-// passed stats both files (after resolving symbolic links, so that the
+// passed stats the files (after resolving symbolic links, so that the
 // Kubernetes secret layout, where ..data is a link swapped to a new
-// directory, counts as a change) and, if the target, inode, size or
-// modification time of either differs from the last check, or the last
-// check saw a file modified within racyStatWindow, reads them again. A
-// pair whose content hashes as the served one's is not parsed again.
-// Handshakes that arrive during a check get the current pair without
-// waiting. There is no goroutine to stop.
+// directory, counts as a change) and, if the target, inode, size, mode,
+// modification time or change time (ctime, where the system has one) of
+// either differs from the last load, or the last load saw a file modified
+// within racyStatWindow, reads them again. Content that hashes as the
+// served content's is not parsed again. Handshakes that arrive during a
+// check get the current pair without waiting. There is no goroutine to
+// stop.
+//
+// The stamp of the files is recorded only once a load has reached a
+// verdict on their content: served, or rejected because it does not
+// parse, the key does not match, the certificate has expired or is not
+// valid yet. A rejected pair is then logged once, and tried again only
+// when the files change (or, for a certificate not valid yet, once it
+// is). A load that fails for another reason, an error from the operating
+// system (EACCES fixed later with chmod, EMFILE or ENFILE in a connection
+// flood, EIO or ESTALE on network storage, ENOENT in the middle of a
+// swap), records nothing: the checks that follow retry it with the
+// back-off of nextReloadRetryDelay, and its error is logged once.
 type certReloader struct {
 	// Immutable.
-	certFile, keyFile string
+	certFile, keyFile string        // keyFile is empty for a CA file
 	interval          time.Duration // between checks; <= 0 means none
 	now               func() time.Time
-	logf              func(format string, args ...any)
+	log               logFunc
 	epoch             time.Time // now() at creation; due counts from it
 
-	// cert is the pair served. Never nil after newCertReloader.
+	// The file system, replaced by tests before the first check.
+	stat     func(name string) (fileStamp, error)
+	readFile func(name string) ([]byte, error)
+
+	// cert is the pair served (nil for a CA file). Never nil after
+	// newCertReloader.
 	cert atomic.Pointer[tls.Certificate]
+
+	// pool is the CA pool (nil for a pair). Never nil after
+	// newCAReloader.
+	pool atomic.Pointer[x509.CertPool]
+
+	// config caches the configuration clientConfig returns for pool.
+	config atomic.Pointer[poolConfig]
 
 	// due is when the next check is due, as a duration since epoch.
 	due atomic.Int64
 
 	// mu serializes checks and loads, and guards the fields below it.
 	mu      sync.Mutex
-	stamp   pairStamp // the files as of the last check
+	stamp   pairStamp // the files as of the last content verdict
 	sum     [sha256.Size]byte
-	lastErr string // the last error logged, so that it is logged once
+	lastErr string        // the last error logged, so that it is logged once
+	retry   time.Duration // the back-off after an OS error; 0 if none
+
+	// notBefore is the NotBefore of a rejected certificate not valid yet:
+	// from then on, checks load the files even if they are unchanged.
+	notBefore time.Time
+
+	warned time.Time // when the last expiry warning was logged
 }
 
-// newCertReloader loads the pair from certFile and keyFile. An expired
-// certificate is served, with a log message, as net/http would serve it.
-func newCertReloader(certFile, keyFile string, interval time.Duration, now func() time.Time, logf func(string, ...any)) (*certReloader, error) {
+// newCertReloader loads the pair from certFile and keyFile. As net/http
+// would, it serves a certificate that has expired, or is not valid yet,
+// with an error logged: at startup there is no other to serve.
+func newCertReloader(certFile, keyFile string, interval time.Duration, now func() time.Time, log logFunc) (*certReloader, error) {
+	return newReloader(certFile, keyFile, interval, now, log)
+}
+
+// newCAReloader loads the CA pool from file.
+func newCAReloader(file string, interval time.Duration, now func() time.Time, log logFunc) (*certReloader, error) {
+	return newReloader(file, "", interval, now, log)
+}
+
+func newReloader(certFile, keyFile string, interval time.Duration, now func() time.Time, log logFunc) (*certReloader, error) {
 	r := &certReloader{
 		certFile: certFile,
 		keyFile:  keyFile,
 		interval: interval,
 		now:      now,
-		logf:     logf,
+		log:      log,
 		epoch:    now(),
+		stat:     statFile,
+		readFile: os.ReadFile,
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.stamp, _ = statPair(certFile, keyFile) // a failure shows in the load
-	if err := r.loadLocked(); err != nil {
+	st, err := r.statLocked()
+	if err == nil {
+		err = r.loadLocked(st)
+	}
+	if err != nil {
 		return nil, err
 	}
+	r.warnExpiryLocked()
 	r.due.Store(int64(interval))
 	return r, nil
 }
+
+// isCA reports whether r loads a CA file rather than a key pair.
+func (r *certReloader) isCA() bool { return r.keyFile == "" }
 
 // GetCertificate returns the pair to serve, first checking the files if a
 // check is due. It never returns an error and is safe for use as a
 // tls.Config.GetCertificate callback.
 func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.checkIfDue()
+	return r.cert.Load(), nil
+}
+
+// checkIfDue checks the files if a check is due and no other is running.
+func (r *certReloader) checkIfDue() {
 	if r.interval > 0 && r.now().Sub(r.epoch) >= time.Duration(r.due.Load()) && r.mu.TryLock() {
 		// Another handshake may have checked between the Load and the
 		// TryLock; then the due time has moved on.
@@ -131,112 +250,299 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 		}
 		r.mu.Unlock()
 	}
-	return r.cert.Load(), nil
 }
 
-// reload loads the pair whether or not the files changed, and returns the
-// error if it is rejected.
+// reload loads the files whether or not they changed, and returns the
+// error if the load fails.
 func (r *certReloader) reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer r.scheduleLocked()
-	if st, err := statPair(r.certFile, r.keyFile); err == nil {
-		r.stamp = st
+	st, err := r.statLocked()
+	if err == nil {
+		err = r.loadLocked(st)
 	}
-	err := r.loadLocked()
-	if err != nil {
-		r.logErrorLocked(err)
-	} else {
-		r.lastErr = ""
-	}
+	r.reportLocked(err)
 	return err
 }
 
-// scheduleLocked sets the time of the next check. It requires r.mu.
+// scheduleLocked sets the time of the next check: the interval from now,
+// or the retry delay after an OS error. It requires r.mu.
 func (r *certReloader) scheduleLocked() {
-	r.due.Store(int64(r.now().Sub(r.epoch) + r.interval))
+	d := r.interval
+	if r.retry > 0 {
+		d = r.retry
+	}
+	r.due.Store(int64(r.now().Sub(r.epoch) + d))
 }
 
-// checkLocked loads the pair if the files changed since the last check.
-// Rejected pairs and unreadable files are logged once each; the current
-// pair stays. It requires r.mu.
+// checkLocked loads the files if they changed since the last content
+// verdict, or if a rejected certificate has become valid since. It
+// requires r.mu.
 func (r *certReloader) checkLocked() {
-	st, err := statPair(r.certFile, r.keyFile)
-	if err != nil {
-		r.logErrorLocked(err)
-		return
+	st, err := r.statLocked()
+	if err == nil {
+		pending := !r.notBefore.IsZero() && !r.now().Before(r.notBefore)
+		if st.equal(r.stamp) && !pending {
+			r.warnExpiryLocked()
+			return
+		}
+		err = r.loadLocked(st)
 	}
-	if st.equal(r.stamp) {
-		return
+	r.reportLocked(err)
+}
+
+// reportLocked accounts for the result of a load: a rejected pair and an
+// unreadable file are logged once each, and an OS error sets the retry
+// back-off. It requires r.mu.
+func (r *certReloader) reportLocked(err error) {
+	var content *contentError
+	switch {
+	case err == nil:
+		r.retry = 0
+		r.lastErr = ""
+	case errors.As(err, &content):
+		r.retry = 0
+		r.logErrorLocked(err, "")
+	default:
+		r.retry = nextReloadRetryDelay(r.retry, r.interval)
+		r.logErrorLocked(err, "; retrying")
 	}
-	// Record the new state even if the load fails, so that a broken pair
-	// is tried and logged once, not at every check: the write that fixes
-	// it changes the files again.
-	r.stamp = st
-	if err := r.loadLocked(); err != nil {
-		r.logErrorLocked(err)
-		return
-	}
-	r.lastErr = ""
+	r.warnExpiryLocked()
 }
 
 // logErrorLocked logs err unless it is the one logged last. It requires
 // r.mu.
-func (r *certReloader) logErrorLocked(err error) {
-	if msg := err.Error(); msg != r.lastErr {
-		r.lastErr = msg
-		r.logf("httpsrv: certificate reload failed, still serving the previous certificate: %v", err)
+func (r *certReloader) logErrorLocked(err error, suffix string) {
+	msg := err.Error()
+	if msg == r.lastErr {
+		return
 	}
+	r.lastErr = msg
+	if r.isCA() {
+		r.log(slog.LevelError, "httpsrv: ClientCAFile reload failed, still using the previous CAs%s: %v", suffix, err)
+		return
+	}
+	r.log(slog.LevelError, "httpsrv: certificate reload failed, still serving the previous certificate%s: %v", suffix, err)
 }
 
-// loadLocked reads and checks the pair and, if it differs from the one
-// served, serves it. It requires r.mu.
-func (r *certReloader) loadLocked() error {
-	certPEM, err := os.ReadFile(r.certFile)
+// warnExpiryLocked logs a warning if the served certificate is within
+// expiryWarningWindow of its expiry, at most once per expiryWarningEvery.
+// It is called when a check or load has found nothing newer to serve, or
+// served something that is itself close to expiry. It requires r.mu.
+func (r *certReloader) warnExpiryLocked() {
+	cur := r.cert.Load()
+	if cur == nil {
+		return
+	}
+	now := r.now()
+	leaf := cur.Leaf
+	left := leaf.NotAfter.Sub(now)
+	if left > expiryWarningWindow(leaf) || (!r.warned.IsZero() && now.Sub(r.warned) < expiryWarningEvery) {
+		return
+	}
+	r.warned = now
+	if left < 0 {
+		r.log(slog.LevelWarn, "httpsrv: certificate served from %s (serial %x) expired at %v and no valid renewal could be loaded",
+			r.certFile, leaf.SerialNumber, leaf.NotAfter)
+		return
+	}
+	r.log(slog.LevelWarn, "httpsrv: certificate served from %s (serial %x) expires at %v, in %v, and no newer one could be loaded",
+		r.certFile, leaf.SerialNumber, leaf.NotAfter, left.Round(time.Second))
+}
+
+// contentError is a load's verdict on the content of the files, as
+// opposed to an error reading them.
+type contentError struct{ err error }
+
+func (e *contentError) Error() string { return e.err.Error() }
+func (e *contentError) Unwrap() error { return e.err }
+
+func contentErrorf(format string, args ...any) error {
+	return &contentError{fmt.Errorf(format, args...)}
+}
+
+// loadLocked reads the files, whose stat is st, and serves their content
+// if it differs from the content served and is valid. Once the content is
+// read, whatever the verdict, st is recorded. The error is a
+// *contentError if the content is rejected, and an error from the file
+// system otherwise. It requires r.mu.
+func (r *certReloader) loadLocked(st pairStamp) error {
+	certPEM, err := r.readFile(r.certFile)
 	if err != nil {
+		if r.isCA() {
+			return fmt.Errorf("httpsrv: reading ClientCAFile: %w", err)
+		}
 		return fmt.Errorf("httpsrv: reading certificate: %w", err)
 	}
-	keyPEM, err := os.ReadFile(r.keyFile)
-	if err != nil {
-		return fmt.Errorf("httpsrv: reading key: %w", err)
+	var keyPEM []byte
+	if !r.isCA() {
+		if keyPEM, err = r.readFile(r.keyFile); err != nil {
+			return fmt.Errorf("httpsrv: reading key: %w", err)
+		}
 	}
+	// The files are read: what follows is a verdict on their content.
+	r.stamp = st
 	h := sha256.New()
 	fmt.Fprintf(h, "%d\n", len(certPEM))
 	h.Write(certPEM)
 	h.Write(keyPEM)
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
-	cur := r.cert.Load()
-	if cur != nil && sum == r.sum {
-		return nil // same content, e.g. touched or copied again
+	if sum == r.sum {
+		// Same content as served, e.g. touched or copied again. A
+		// certificate not valid yet is no longer pending.
+		r.notBefore = time.Time{}
+		return nil
 	}
+	if r.isCA() {
+		return r.applyPoolLocked(certPEM, sum)
+	}
+	return r.applyPairLocked(certPEM, keyPEM, sum)
+}
+
+// applyPoolLocked serves the CA pool in pemCerts if it holds a
+// certificate. It requires r.mu.
+func (r *certReloader) applyPoolLocked(pemCerts []byte, sum [sha256.Size]byte) error {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemCerts) {
+		return contentErrorf("httpsrv: ClientCAFile %s holds no PEM certificate", r.certFile)
+	}
+	first := r.pool.Load() == nil
+	r.pool.Store(pool)
+	r.sum = sum
+	if !first {
+		r.log(slog.LevelInfo, "httpsrv: reloaded client CAs from %s", r.certFile)
+	}
+	return nil
+}
+
+// applyPairLocked serves the key pair in certPEM and keyPEM if it is
+// valid. It requires r.mu.
+func (r *certReloader) applyPairLocked(certPEM, keyPEM []byte, sum [sha256.Size]byte) error {
+	r.notBefore = time.Time{}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return fmt.Errorf("httpsrv: loading key pair from %s and %s: %w", r.certFile, r.keyFile, err)
+		return contentErrorf("httpsrv: loading key pair from %s and %s: %w", r.certFile, r.keyFile, err)
 	}
 	if cert.Leaf == nil { // GODEBUG=x509keypairleaf=0
 		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-			return fmt.Errorf("httpsrv: parsing certificate in %s: %w", r.certFile, err)
+			return contentErrorf("httpsrv: parsing certificate in %s: %w", r.certFile, err)
 		}
 	}
 	now := r.now()
+	cur := r.cert.Load()
+	// A certificate not valid yet would be rejected by every client (whose
+	// clock is right); the one served is better, even expired, since this
+	// one will be valid at NotBefore and is loaded then. There is no
+	// allowance for clock skew: CAs set NotBefore in the past to allow for
+	// clients' clocks (Let's Encrypt by an hour), and an allowance here
+	// would serve a certificate issued with NotBefore now to clients whose
+	// clocks are a little behind, who would reject it.
+	if now.Before(cert.Leaf.NotBefore) {
+		if cur != nil {
+			r.notBefore = cert.Leaf.NotBefore
+			return contentErrorf("httpsrv: certificate in %s is not valid until %v; keeping the current one until then",
+				r.certFile, cert.Leaf.NotBefore)
+		}
+		r.log(slog.LevelError, "httpsrv: serving certificate from %s that is not valid until %v", r.certFile, cert.Leaf.NotBefore)
+	}
 	if expired := now.After(cert.Leaf.NotAfter); expired {
 		if cur != nil && !now.After(cur.Leaf.NotAfter) {
-			return fmt.Errorf("httpsrv: certificate in %s expired at %v; keeping the current one, valid until %v",
+			return contentErrorf("httpsrv: certificate in %s expired at %v; keeping the current one, valid until %v",
 				r.certFile, cert.Leaf.NotAfter, cur.Leaf.NotAfter)
 		}
-		r.logf("httpsrv: serving certificate from %s that expired at %v", r.certFile, cert.Leaf.NotAfter)
+		r.log(slog.LevelError, "httpsrv: serving certificate from %s that expired at %v", r.certFile, cert.Leaf.NotAfter)
 	}
 	r.cert.Store(&cert)
 	r.sum = sum
 	if cur != nil {
-		r.logf("httpsrv: reloaded certificate from %s: serial %x, valid until %v",
+		r.log(slog.LevelInfo, "httpsrv: reloaded certificate from %s: serial %x, valid until %v",
 			r.certFile, cert.Leaf.SerialNumber, cert.Leaf.NotAfter)
 	}
 	return nil
 }
 
-// pairStamp is what a check compares: the state of both files.
+// poolConfig is a configuration clientConfig made for a pool.
+type poolConfig struct {
+	pool   *x509.CertPool
+	config *tls.Config
+}
+
+// clientConfig returns the configuration for a handshake, a CA reloader's
+// tls.Config.GetConfigForClient: base with ClientCAs set to the current
+// pool, after checking the file if a check is due. crypto/tls uses
+// ClientCAs of the configuration GetConfigForClient returns both for the
+// list of CAs in the CertificateRequest and to verify the client's
+// certificate, and on resumption checks that the session's verified chain
+// still ends in one of them (Go 1.25.6 and later); verifyConnection makes
+// that check too, for earlier releases. Session tickets keep working: the
+// returned configuration sets no ticket keys, so crypto/tls uses base's.
+// The configuration is built once per pool.
+func (r *certReloader) clientConfig(base *tls.Config) *tls.Config {
+	r.checkIfDue()
+	pool := r.pool.Load()
+	if pc := r.config.Load(); pc != nil && pc.pool == pool {
+		return pc.config
+	}
+	c := base.Clone()
+	c.GetConfigForClient = nil // not called on a returned configuration
+	r.setClientCAs(c, pool)
+	r.config.Store(&poolConfig{pool: pool, config: c})
+	return c
+}
+
+// setClientCAs sets c, a configuration for one handshake, to require and
+// verify client certificates against pool, the current one if nil.
+func (r *certReloader) setClientCAs(c *tls.Config, pool *x509.CertPool) {
+	if pool == nil {
+		r.checkIfDue()
+		pool = r.pool.Load()
+	}
+	c.ClientAuth = tls.RequireAndVerifyClientCert
+	c.ClientCAs = pool
+	c.VerifyConnection = verifyResumedChain(pool, r.now, c.VerifyConnection)
+}
+
+// verifyResumedChain returns a tls.Config.VerifyConnection that refuses a
+// resumed session whose client certificate chain does not end in a CA of
+// pool (one removed from ClientCAFile since the session was established),
+// and then calls next if it is not nil. Full handshakes were verified
+// against pool by crypto/tls.
+func verifyResumedChain(pool *x509.CertPool, now func() time.Time, next func(tls.ConnectionState) error) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if cs.DidResume && !anyChainRootedIn(cs.VerifiedChains, pool, now()) {
+			return errors.New("httpsrv: resumed session's client certificate is not from a CA of ClientCAFile")
+		}
+		if next != nil {
+			return next(cs)
+		}
+		return nil
+	}
+}
+
+// anyChainRootedIn reports whether the last certificate of one of chains
+// is in pool (verifying a certificate of the pool against it finds it
+// there).
+func anyChainRootedIn(chains [][]*x509.Certificate, pool *x509.CertPool, now time.Time) bool {
+	opts := x509.VerifyOptions{
+		Roots:       pool,
+		CurrentTime: now,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	}
+	for _, chain := range chains {
+		if len(chain) == 0 {
+			continue
+		}
+		if _, err := chain[len(chain)-1].Verify(opts); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// pairStamp is what a check compares: the state of both files (for a CA
+// file, of the one file twice).
 type pairStamp struct {
 	cert, key fileStamp
 }
@@ -245,14 +551,22 @@ func (a pairStamp) equal(b pairStamp) bool {
 	return a.cert.equal(b.cert) && a.key.equal(b.key)
 }
 
-func statPair(certFile, keyFile string) (pairStamp, error) {
-	c, err := statFile(certFile)
-	if err != nil {
-		return pairStamp{}, err
+// statLocked stats the files. It requires r.mu.
+func (r *certReloader) statLocked() (pairStamp, error) {
+	what := "certificate file"
+	if r.isCA() {
+		what = "ClientCAFile"
 	}
-	k, err := statFile(keyFile)
+	c, err := r.stat(r.certFile)
 	if err != nil {
-		return pairStamp{}, err
+		return pairStamp{}, fmt.Errorf("httpsrv: checking %s: %w", what, err)
+	}
+	if r.isCA() {
+		return pairStamp{cert: c, key: c}, nil
+	}
+	k, err := r.stat(r.keyFile)
+	if err != nil {
+		return pairStamp{}, fmt.Errorf("httpsrv: checking %s: %w", what, err)
 	}
 	return pairStamp{cert: c, key: k}, nil
 }
@@ -260,8 +574,9 @@ func statPair(certFile, keyFile string) (pairStamp, error) {
 // fileStamp identifies the content of a file cheaply: the path it resolves
 // to after symbolic links, and the stat of that target.
 type fileStamp struct {
-	path string
-	info os.FileInfo // nil in the zero stamp
+	path  string
+	info  os.FileInfo // nil in the zero stamp
+	ctime time.Time   // the inode change time; zero where fileCtime has none
 
 	// racy is set when the file was modified so shortly before the stat
 	// that a later write could leave size and modification time unchanged
@@ -274,42 +589,33 @@ type fileStamp struct {
 // racyStatWindow is how recent a modification time makes a stamp racy.
 const racyStatWindow = 3 * time.Second
 
+// statFile is the stat of certReloader.
 func statFile(name string) (fileStamp, error) {
 	path, err := filepath.EvalSymlinks(name)
 	if err != nil {
-		return fileStamp{}, fmt.Errorf("httpsrv: checking certificate file: %w", err)
+		return fileStamp{}, err
 	}
 	info, err := os.Stat(path)
 	if err != nil {
-		return fileStamp{}, fmt.Errorf("httpsrv: checking certificate file: %w", err)
+		return fileStamp{}, err
 	}
 	// The file system's clock is the real one, whatever clock the
 	// reloader was given.
 	racy := time.Since(info.ModTime()) < racyStatWindow
-	return fileStamp{path: path, info: info, racy: racy}, nil
+	return fileStamp{path: path, info: info, ctime: fileCtime(info), racy: racy}, nil
 }
 
 // equal reports whether a, the earlier stamp, and b describe the same file
 // content, as far as stat can tell: same target path, same file (device
-// and inode on Unix), same size and modification time, and a not racy.
+// and inode on Unix), same size, mode, modification and change times, and
+// a not racy. The change time catches what the others miss: a chmod or
+// chown (after which a file that could not be read can be), and a write
+// followed by setting the modification time back.
 func (a fileStamp) equal(b fileStamp) bool {
 	if a.info == nil || b.info == nil || a.racy {
 		return false
 	}
 	return a.path == b.path && os.SameFile(a.info, b.info) &&
-		a.info.Size() == b.info.Size() && a.info.ModTime().Equal(b.info.ModTime())
-}
-
-// loadCertPool reads a PEM file of CA certificates into a new pool, naming
-// the file in the error if it cannot be read or holds no certificate.
-func loadCertPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("httpsrv: reading ClientCAFile: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("httpsrv: ClientCAFile %s holds no PEM certificate", file)
-	}
-	return pool, nil
+		a.info.Size() == b.info.Size() && a.info.Mode() == b.info.Mode() &&
+		a.info.ModTime().Equal(b.info.ModTime()) && a.ctime.Equal(b.ctime)
 }

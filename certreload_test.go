@@ -1,13 +1,17 @@
 package httpsrv
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
+	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,16 +49,18 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// logRecorder collects the lines a certReloader logs.
+// logRecorder collects the lines a certReloader logs, with their levels.
 type logRecorder struct {
-	mu    sync.Mutex
-	lines []string
+	mu     sync.Mutex
+	lines  []string
+	levels []slog.Level
 }
 
-func (r *logRecorder) logf(format string, args ...any) {
+func (r *logRecorder) logf(level slog.Level, format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lines = append(r.lines, fmt.Sprintf(format, args...))
+	r.levels = append(r.levels, level)
 }
 
 // count returns the number of lines containing substr.
@@ -69,10 +76,27 @@ func (r *logRecorder) count(substr string) int {
 	return n
 }
 
+// countAt returns the number of lines at level containing substr.
+func (r *logRecorder) countAt(level slog.Level, substr string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for i, l := range r.lines {
+		if r.levels[i] == level && strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *logRecorder) String() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return strings.Join(r.lines, "\n")
+	var b strings.Builder
+	for i, l := range r.lines {
+		fmt.Fprintf(&b, "%v %s\n", r.levels[i], l)
+	}
+	return b.String()
 }
 
 const (
@@ -333,38 +357,77 @@ func TestCertReloaderKubernetesSwap(t *testing.T) {
 }
 
 // TestCertReloaderStatOnly checks that a check whose stat finds both
-// files unchanged, and old enough not to be racy, does not read them: a
-// same-size rewrite that keeps the modification time goes unnoticed until
-// a forced reload, which reads the files and reports the broken pair.
+// files unchanged, and old enough not to be racy, does not read them, and
+// that the change time in the stamp catches what size and modification
+// time miss: a same-size rewrite that sets the modification time back,
+// and a chmod.
 func TestCertReloaderStatOnly(t *testing.T) {
 	const interval = time.Second
-	ca := newTestCA(t, "stat CA")
-	p := ca.serverCert(t)
-	dir := t.TempDir()
-	certFile := writeTestFile(t, dir, "tls.crt", p.certPEM)
-	keyFile := writeTestFile(t, dir, "tls.key", p.keyPEM)
-	old := time.Now().Add(-time.Hour)
-	for _, name := range []string{certFile, keyFile} {
-		require.NoError(t, os.Chtimes(name, old, old))
+	tests := []struct {
+		name   string
+		change func(t testing.TB, certFile string, p *testPKI, old time.Time)
+		reads  bool // whether the check after the change reads the files
+	}{
+		{
+			name:   "unchanged",
+			change: func(testing.TB, string, *testPKI, time.Time) {},
+		},
+		{
+			name: "same-size rewrite, modification time set back",
+			change: func(t testing.TB, certFile string, p *testPKI, old time.Time) {
+				require.NoError(t, os.WriteFile(certFile, []byte(strings.Repeat("x", len(p.certPEM))), 0o600))
+				require.NoError(t, os.Chtimes(certFile, old, old))
+			},
+			reads: true,
+		},
+		{
+			name: "chmod",
+			change: func(t testing.TB, certFile string, _ *testPKI, _ time.Time) {
+				require.NoError(t, os.Chmod(certFile, 0o640))
+			},
+			reads: true,
+		},
 	}
-	clock, logs := newFakeClock(), new(logRecorder)
-	r, err := newCertReloader(certFile, keyFile, interval, clock.Now, logs.logf)
-	require.NoError(t, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ca := newTestCA(t, "stat CA")
+			p := ca.serverCert(t)
+			dir := t.TempDir()
+			certFile := writeTestFile(t, dir, "tls.crt", p.certPEM)
+			keyFile := writeTestFile(t, dir, "tls.key", p.keyPEM)
+			old := time.Now().Add(-time.Hour)
+			for _, name := range []string{certFile, keyFile} {
+				require.NoError(t, os.Chtimes(name, old, old))
+			}
+			clock, logs := newFakeClock(), new(logRecorder)
+			r, err := newCertReloader(certFile, keyFile, interval, clock.Now, logs.logf)
+			require.NoError(t, err)
+			var reads atomic.Int64
+			r.readFile = func(name string) ([]byte, error) {
+				reads.Add(1)
+				return os.ReadFile(name)
+			}
+			if tt.reads {
+				st, err := statFile(certFile)
+				require.NoError(t, err)
+				if st.ctime.IsZero() {
+					t.Skip("no change time on this system")
+				}
+			}
 
-	// Same inode, size and modification time; different content.
-	garbage := []byte(strings.Repeat("x", len(p.certPEM)))
-	writeTestFile(t, dir, "tls.crt", garbage)
-	require.NoError(t, os.Chtimes(certFile, old, old))
-	clock.advance(interval)
-	cert, err := r.GetCertificate(&tls.ClientHelloInfo{})
-	require.NoError(t, err)
-	assert.Equal(t, p.cert.SerialNumber, cert.Leaf.SerialNumber)
-	assert.Empty(t, logs.String(), "the check read the files")
-
-	assert.ErrorContains(t, r.reload(), "failed to find any PEM data")
-	cert, err = r.GetCertificate(&tls.ClientHelloInfo{})
-	require.NoError(t, err)
-	assert.Equal(t, p.cert.SerialNumber, cert.Leaf.SerialNumber)
+			tt.change(t, certFile, p, old)
+			clock.advance(interval)
+			cert, err := r.GetCertificate(&tls.ClientHelloInfo{})
+			require.NoError(t, err)
+			assert.Equal(t, p.cert.SerialNumber, cert.Leaf.SerialNumber)
+			if !tt.reads {
+				assert.Zero(t, reads.Load(), "the check read unchanged files")
+				assert.Empty(t, logs.String())
+				return
+			}
+			assert.Positive(t, reads.Load(), "the check missed the change")
+		})
+	}
 }
 
 // TestCertReloaderNoAutomaticCheck checks that a negative interval turns
@@ -694,4 +757,560 @@ func getOK(c *http.Client, url string) error {
 		return errors.New("unexpected response: " + resp.Status + " " + string(body))
 	}
 	return nil
+}
+
+// errnoNames names the OS errors the retry tests inject.
+var errnoNames = map[syscall.Errno]string{
+	syscall.EACCES: "EACCES",
+	syscall.EMFILE: "EMFILE",
+	syscall.ENFILE: "ENFILE",
+	syscall.EIO:    "EIO",
+	syscall.ESTALE: "ESTALE",
+	syscall.ENOENT: "ENOENT",
+}
+
+// failFiles makes the file-system functions of r fail with errno for the
+// file named target while failing is set, at the step named by where:
+// "read" or "stat". It returns a counter of the failed calls.
+func failFiles(r *certReloader, where, target string, errno syscall.Errno, failing *atomic.Bool) *atomic.Int64 {
+	var failed atomic.Int64
+	fail := func(op, name string) error {
+		if failing.Load() && name == target {
+			failed.Add(1)
+			return &fs.PathError{Op: op, Path: name, Err: errno}
+		}
+		return nil
+	}
+	switch where {
+	case "read":
+		r.readFile = func(name string) ([]byte, error) {
+			if err := fail("open", name); err != nil {
+				return nil, err
+			}
+			return os.ReadFile(name)
+		}
+	case "stat":
+		r.stat = func(name string) (fileStamp, error) {
+			if err := fail("stat", name); err != nil {
+				return fileStamp{}, err
+			}
+			return statFile(name)
+		}
+	default:
+		panic("unknown step " + where)
+	}
+	return &failed
+}
+
+// TestCertReloaderOSErrorRetried checks that a renewal whose files cannot
+// be read or stat'ed for a reason outside their content (issue 11: EACCES
+// fixed with chmod, EMFILE or ENFILE in a connection flood, EIO or ESTALE
+// on network storage, ENOENT in a swap) is retried with back-off, 1 s
+// doubling up to the interval, logged once, and served as soon as the
+// error clears, though the files have not changed since.
+func TestCertReloaderOSErrorRetried(t *testing.T) {
+	const interval = 10 * time.Second
+	wantDelays := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, interval, interval}
+	for _, step := range []struct{ where, file string }{
+		{"read", "certificate"}, {"read", "key"}, {"stat", "certificate"}, {"stat", "key"},
+	} {
+		for errno, name := range errnoNames {
+			t.Run(step.where+" "+step.file+" "+name, func(t *testing.T) {
+				f := newReloaderFixture(t, interval)
+				target := f.certFile
+				if step.file == "key" {
+					target = f.keyFile
+				}
+				var failing atomic.Bool
+				failing.Store(true)
+				failed := failFiles(f.r, step.where, target, errno, &failing)
+				next := f.ca.serverCert(t)
+				f.write(t, next.certPEM, next.keyPEM)
+
+				f.clock.advance(interval)
+				assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
+				require.EqualValues(t, 1, failed.Load(), "the check did not try the files")
+				for i, d := range wantDelays {
+					f.clock.advance(d - time.Nanosecond)
+					f.served(t)
+					require.EqualValues(t, i+1, failed.Load(), "retry %d earlier than %v", i+1, d)
+					f.clock.advance(time.Nanosecond)
+					assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
+					require.EqualValues(t, i+2, failed.Load(), "retry %d not made after %v; logs:\n%s", i+1, d, f.logs)
+				}
+				assert.Equal(t, 1, f.logs.countAt(slog.LevelError, logFailed), "logs:\n%s", f.logs)
+				assert.Equal(t, 1, f.logs.count(name), "logs:\n%s", f.logs)
+
+				failing.Store(false)
+				f.clock.advance(interval)
+				assert.Equal(t, next.cert.SerialNumber, f.served(t), "not retried once the error cleared; logs:\n%s", f.logs)
+				assert.Equal(t, 1, f.logs.countAt(slog.LevelInfo, logReloaded), "logs:\n%s", f.logs)
+
+				// Back to the normal interval.
+				f.clock.advance(time.Second)
+				f.served(t)
+				f.clock.advance(interval)
+				f.served(t)
+				assert.Equal(t, 1, f.logs.countAt(slog.LevelError, logFailed), "logs:\n%s", f.logs)
+			})
+		}
+	}
+}
+
+// TestReloadCertificateOSErrorRetried checks that an on-demand reload that
+// fails to read the files returns the error, and leaves the automatic
+// check to retry the load, instead of recording the files as loaded.
+func TestReloadCertificateOSErrorRetried(t *testing.T) {
+	const interval = 10 * time.Second
+	f := newReloaderFixture(t, interval)
+	var failing atomic.Bool
+	failing.Store(true)
+	failFiles(f.r, "read", f.keyFile, syscall.EACCES, &failing)
+	next := f.ca.serverCert(t)
+	f.write(t, next.certPEM, next.keyPEM)
+
+	err := f.r.reload()
+	assert.ErrorIs(t, err, syscall.EACCES)
+	assert.ErrorIs(t, err, fs.ErrPermission)
+	assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
+
+	failing.Store(false)
+	f.clock.advance(time.Second)
+	assert.Equal(t, next.cert.SerialNumber, f.served(t), "not retried; logs:\n%s", f.logs)
+}
+
+// TestCertReloaderChmod is the report of issue 11 with a real file: a
+// renewed key at mode 0000, then chmod 0600 (which changes neither size
+// nor modification time), is served. Root reads files whatever their mode,
+// so the test skips as root; TestCertReloaderOSErrorRetried covers EACCES
+// there.
+func TestCertReloaderChmod(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root ignores file modes")
+	}
+	const interval = 10 * time.Second
+	f := newReloaderFixture(t, interval)
+	next := f.ca.serverCert(t)
+	f.write(t, next.certPEM, next.keyPEM)
+	require.NoError(t, os.Chmod(f.keyFile, 0))
+	t.Cleanup(func() { os.Chmod(f.keyFile, 0o600) })
+
+	f.clock.advance(interval)
+	assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
+	assert.Equal(t, 1, f.logs.count("permission denied"), "logs:\n%s", f.logs)
+
+	require.NoError(t, os.Chmod(f.keyFile, 0o600))
+	f.clock.advance(time.Second)
+	assert.Equal(t, next.cert.SerialNumber, f.served(t), "not retried after chmod; logs:\n%s", f.logs)
+}
+
+func TestNextReloadRetryDelay(t *testing.T) {
+	tests := []struct {
+		prev, interval, want time.Duration
+	}{
+		{0, 10 * time.Second, time.Second},
+		{time.Second, 10 * time.Second, 2 * time.Second},
+		{8 * time.Second, 10 * time.Second, 10 * time.Second},
+		{10 * time.Second, 10 * time.Second, 10 * time.Second},
+		{32 * time.Second, time.Hour, time.Minute},
+		{time.Minute, time.Hour, time.Minute},
+		{0, 20 * time.Millisecond, 20 * time.Millisecond},
+		{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, nextReloadRetryDelay(tt.prev, tt.interval), "prev %v, interval %v", tt.prev, tt.interval)
+	}
+}
+
+// TestCertReloaderNotYetValid checks that a renewal whose NotBefore is in
+// the future is refused, with one error logged, and served at the first
+// check once it is valid, though the files have not changed since; and
+// that at startup such a certificate is served, with an error logged, as
+// net/http would serve it.
+func TestCertReloaderNotYetValid(t *testing.T) {
+	const interval = 10 * time.Second
+	notYetValid := func(t testing.TB, ca *testPKI, from time.Time) *testPKI {
+		return issueTestCert(t, ca, func(c *x509.Certificate) {
+			c.NotBefore = from
+			c.NotAfter = from.Add(48 * time.Hour)
+		})
+	}
+	t.Run("renewal", func(t *testing.T) {
+		f := newReloaderFixture(t, interval)
+		from := f.clock.Now().Add(time.Hour)
+		next := notYetValid(t, f.ca, from)
+		f.write(t, next.certPEM, next.keyPEM)
+		for range 3 {
+			f.clock.advance(interval)
+			assert.Equal(t, f.first.cert.SerialNumber, f.served(t), "served before NotBefore")
+		}
+		assert.Equal(t, 1, f.logs.countAt(slog.LevelError, "not valid until"), "logs:\n%s", f.logs)
+
+		f.clock.advance(from.Sub(f.clock.Now()) - interval/2)
+		assert.Equal(t, f.first.cert.SerialNumber, f.served(t), "served before NotBefore")
+		f.clock.advance(interval)
+		assert.Equal(t, next.cert.SerialNumber, f.served(t), "not served once valid; logs:\n%s", f.logs)
+		assert.Equal(t, 1, f.logs.countAt(slog.LevelInfo, logReloaded), "logs:\n%s", f.logs)
+	})
+	t.Run("startup", func(t *testing.T) {
+		ca := newTestCA(t, "startup CA")
+		p := notYetValid(t, ca, time.Now().Add(time.Hour))
+		dir := t.TempDir()
+		clock, logs := newFakeClock(), new(logRecorder)
+		r, err := newCertReloader(writeTestFile(t, dir, "tls.crt", p.certPEM), writeTestFile(t, dir, "tls.key", p.keyPEM), interval, clock.Now, logs.logf)
+		require.NoError(t, err)
+		cert, err := r.GetCertificate(&tls.ClientHelloInfo{})
+		require.NoError(t, err)
+		assert.Equal(t, p.cert.SerialNumber, cert.Leaf.SerialNumber)
+		assert.Equal(t, 1, logs.countAt(slog.LevelError, "not valid until"), "logs:\n%s", logs)
+	})
+}
+
+// TestCertReloaderExpiryWarning checks that checks warn when the served
+// certificate is within a quarter of its lifetime of expiry and nothing
+// newer can be loaded, at most once an hour, and stop once a renewal is
+// served.
+func TestCertReloaderExpiryWarning(t *testing.T) {
+	const interval = 10 * time.Second
+	const warning = "and no newer one could be loaded"
+	tests := []struct {
+		name  string
+		files func(t testing.TB, f *reloaderFixture) // what the files hold near expiry
+	}{
+		{name: "files unchanged", files: func(testing.TB, *reloaderFixture) {}},
+		{name: "broken renewal", files: func(t testing.TB, f *reloaderFixture) {
+			f.write(t, []byte("garbage\n"), f.first.keyPEM)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newReloaderFixture(t, interval)
+			leaf := f.first.cert
+			window := leaf.NotAfter.Sub(leaf.NotBefore) / 4
+			tt.files(t, f)
+
+			f.clock.advance(leaf.NotAfter.Sub(f.clock.Now()) - window - interval)
+			f.served(t)
+			assert.Zero(t, f.logs.count(warning), "warned outside the window; logs:\n%s", f.logs)
+
+			f.clock.advance(interval)
+			f.served(t)
+			assert.Equal(t, 1, f.logs.countAt(slog.LevelWarn, warning), "logs:\n%s", f.logs)
+			for range 5 {
+				f.clock.advance(interval)
+				f.served(t)
+			}
+			assert.Equal(t, 1, f.logs.countAt(slog.LevelWarn, warning), "warned more than once an hour; logs:\n%s", f.logs)
+			f.clock.advance(time.Hour)
+			f.served(t)
+			assert.Equal(t, 2, f.logs.countAt(slog.LevelWarn, warning), "logs:\n%s", f.logs)
+
+			next := issueTestCert(t, f.ca, func(c *x509.Certificate) {
+				c.NotBefore = f.clock.Now().Add(-time.Hour)
+				c.NotAfter = f.clock.Now().Add(90 * 24 * time.Hour)
+			})
+			f.write(t, next.certPEM, next.keyPEM)
+			f.clock.advance(time.Hour)
+			assert.Equal(t, next.cert.SerialNumber, f.served(t))
+			f.clock.advance(time.Hour)
+			f.served(t)
+			assert.Equal(t, 2, f.logs.countAt(slog.LevelWarn, warning), "warned after the renewal; logs:\n%s", f.logs)
+		})
+	}
+}
+
+// TestCertReloadLogLevels checks the levels of the reloader's records
+// through a server: a certificate close to expiry at startup is a warning,
+// a reload an info record (issue 11: routine renewals tripped error
+// alerting), a rejected pair an error. With ErrorLog set, the lines go to
+// ErrorLog.
+func TestCertReloadLogLevels(t *testing.T) {
+	ca := newTestCA(t, "levels CA")
+	expiring := issueTestCert(t, ca, func(c *x509.Certificate) {
+		c.NotBefore = time.Now().Add(-23 * time.Hour)
+		c.NotAfter = time.Now().Add(time.Hour)
+	})
+	renewed := ca.serverCert(t)
+	want := []struct {
+		level slog.Level
+		msg   string
+	}{
+		{slog.LevelWarn, "expires at"},
+		{slog.LevelInfo, logReloaded},
+		{slog.LevelError, logFailed},
+	}
+	for _, errorLog := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ErrorLog %v", errorLog), func(t *testing.T) {
+			dir := t.TempDir()
+			certFile := writeTestFile(t, dir, "tls.crt", expiring.certPEM)
+			keyFile := writeTestFile(t, dir, "tls.key", expiring.keyPEM)
+			logger, h := newRecordLogger(t)
+			srv := &Server{CertReloadInterval: -1, Logger: logger}
+			var lines *syncBuffer
+			if errorLog {
+				srv.ErrorLog, lines = newTestLogger()
+			}
+			addr := serveTestFiles(t, srv, certFile, keyFile)
+			require.Equal(t, expiring.cert.SerialNumber, servedSerial(t, addr, "localhost")) // serving has started
+
+			writeTestFile(t, dir, "tls.crt", renewed.certPEM)
+			writeTestFile(t, dir, "tls.key", renewed.keyPEM)
+			require.NoError(t, srv.ReloadCertificate())
+			writeTestFile(t, dir, "tls.key", expiring.keyPEM)
+			require.Error(t, srv.ReloadCertificate())
+
+			if errorLog {
+				assert.Empty(t, h.all(), "records sent to Logger with ErrorLog set")
+				for _, w := range want {
+					assert.Contains(t, lines.String(), w.msg)
+				}
+				return
+			}
+			recs := h.all()
+			require.Len(t, recs, len(want), "records: %v", recs)
+			for i, w := range want {
+				assert.Equal(t, w.level, recs[i].Level, "record %q", recs[i].Message)
+				assert.Contains(t, recs[i].Message, w.msg)
+			}
+		})
+	}
+}
+
+// mtlsGet makes a TLS connection to addr with cfg, sends a GET request
+// over HTTP/1.1 and returns the response body, and whether the TLS
+// session was resumed. A TLS 1.3 server reports a rejected client
+// certificate after the client's handshake has finished, so the error may
+// come from the request.
+func mtlsGet(addr string, cfg *tls.Config) (body string, resumed bool, err error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout()}, "tcp", addr, cfg)
+	if err != nil {
+		return "", false, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(testTimeout())); err != nil {
+		return "", false, err
+	}
+	resumed = c.ConnectionState().DidResume
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"); err != nil {
+		return "", resumed, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "", resumed, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), resumed, err
+}
+
+// TestClientCAFileRotation checks with real handshakes that ClientCAFile
+// is reloaded: after the file changes to another CA, a client certificate
+// from the new CA is accepted and one from the removed CA refused, on a
+// new connection and on resuming a session established before the change;
+// a change that keeps the old CA keeps its sessions resumable.
+func TestClientCAFileRotation(t *testing.T) {
+	oldCA, newCA := newTestCA(t, "old client CA"), newTestCA(t, "new client CA")
+	_, serverPool := testCertificate(t)
+	tests := []struct {
+		name       string
+		newFile    []byte
+		oldAllowed bool // whether a certificate from the old CA is still accepted
+	}{
+		{name: "CA replaced", newFile: newCA.certPEM},
+		{name: "CA added", newFile: slices.Concat(oldCA.certPEM, newCA.certPEM), oldAllowed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			caFile := writeTestFile(t, dir, "ca.pem", oldCA.certPEM)
+			srv := &Server{
+				ClientCAFile:       caFile,
+				CertReloadInterval: -1,
+				ErrorLog:           discardLogger(),
+				Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					io.WriteString(w, r.TLS.VerifiedChains[0][0].Subject.CommonName)
+				}),
+			}
+			addr := startTLS(t, srv)
+			client := func(p *testPKI, cache tls.ClientSessionCache) *tls.Config {
+				return &tls.Config{
+					RootCAs:            serverPool,
+					ServerName:         "localhost",
+					NextProtos:         []string{"http/1.1"},
+					Certificates:       []tls.Certificate{p.tlsCertificate(t)},
+					ClientSessionCache: cache,
+				}
+			}
+			alice, bob := oldCA.clientCert(t, "alice"), newCA.clientCert(t, "bob")
+			aliceCache := tls.NewLRUClientSessionCache(4)
+
+			body, resumed, err := mtlsGet(addr, client(alice, aliceCache))
+			require.NoError(t, err)
+			assert.Equal(t, "alice", body)
+			assert.False(t, resumed)
+			body, resumed, err = mtlsGet(addr, client(alice, aliceCache))
+			require.NoError(t, err)
+			assert.Equal(t, "alice", body)
+			require.True(t, resumed, "session not resumed before the change")
+			_, _, err = mtlsGet(addr, client(bob, nil))
+			require.Error(t, err, "certificate from the new CA accepted before the change")
+
+			writeTestFile(t, dir, "ca.pem", tt.newFile)
+			require.NoError(t, srv.ReloadCertificate())
+
+			body, _, err = mtlsGet(addr, client(bob, nil))
+			require.NoError(t, err, "certificate from the new CA refused after the change")
+			assert.Equal(t, "bob", body)
+
+			body, resumed, err = mtlsGet(addr, client(alice, aliceCache))
+			if tt.oldAllowed {
+				require.NoError(t, err)
+				assert.Equal(t, "alice", body)
+				assert.True(t, resumed, "session not resumed after a change that kept its CA")
+			} else {
+				assert.Error(t, err, "resumed session from the removed CA accepted (resumed %v)", resumed)
+			}
+			_, _, err = mtlsGet(addr, client(alice, nil))
+			if tt.oldAllowed {
+				assert.NoError(t, err)
+			} else {
+				assert.Error(t, err, "certificate from the removed CA accepted")
+			}
+		})
+	}
+}
+
+// TestClientCAFileRotationGetConfigForClient checks that the
+// configurations the caller's GetConfigForClient returns, and the base
+// configuration when it returns nil, get the CAs as reloaded.
+func TestClientCAFileRotationGetConfigForClient(t *testing.T) {
+	oldCA, newCA := newTestCA(t, "old client CA"), newTestCA(t, "new client CA")
+	serverCert, serverPool := testCertificate(t)
+	for _, returnNil := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nil config %v", returnNil), func(t *testing.T) {
+			dir := t.TempDir()
+			caFile := writeTestFile(t, dir, "ca.pem", oldCA.certPEM)
+			srv := &Server{
+				ClientCAFile:       caFile,
+				CertReloadInterval: -1,
+				ErrorLog:           discardLogger(),
+				Handler:            http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+				TLSConfig: &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+					if returnNil {
+						return nil, nil
+					}
+					return &tls.Config{Certificates: []tls.Certificate{serverCert}}, nil
+				}},
+			}
+			addr := startTLS(t, srv)
+			get := func(p *testPKI) error {
+				_, _, err := mtlsGet(addr, &tls.Config{
+					RootCAs:      serverPool,
+					ServerName:   "localhost",
+					NextProtos:   []string{"http/1.1"},
+					Certificates: []tls.Certificate{p.tlsCertificate(t)},
+				})
+				return err
+			}
+			alice, bob := oldCA.clientCert(t, "alice"), newCA.clientCert(t, "bob")
+			require.NoError(t, get(alice))
+			require.Error(t, get(bob))
+			writeTestFile(t, dir, "ca.pem", newCA.certPEM)
+			require.NoError(t, srv.ReloadCertificate())
+			assert.NoError(t, get(bob), "certificate from the new CA refused after the change")
+			assert.Error(t, get(alice), "certificate from the removed CA accepted")
+		})
+	}
+}
+
+// TestCAReloaderCheck checks the automatic check of ClientCAFile with a
+// fake clock: a changed file is loaded at the first handshake after the
+// interval, a file without certificates is rejected and logged once, a
+// read error is retried, and the configuration handed to crypto/tls is
+// built once per pool.
+func TestCAReloaderCheck(t *testing.T) {
+	const interval = 10 * time.Second
+	ca1, ca2, ca3 := newTestCA(t, "CA 1"), newTestCA(t, "CA 2"), newTestCA(t, "CA 3")
+	dir := t.TempDir()
+	file := writeTestFile(t, dir, "ca.pem", ca1.certPEM)
+	clock, logs := newFakeClock(), new(logRecorder)
+	r, err := newCAReloader(file, interval, clock.Now, logs.logf)
+	require.NoError(t, err)
+	base := &tls.Config{MinVersion: tls.VersionTLS13}
+	trusts := func(c *tls.Config, ca *testPKI) bool {
+		return anyChainRootedIn([][]*x509.Certificate{{ca.cert}}, c.ClientCAs, clock.Now())
+	}
+
+	c1 := r.clientConfig(base)
+	assert.Same(t, c1, r.clientConfig(base), "configuration built again for the same pool")
+	assert.True(t, trusts(c1, ca1))
+	assert.Equal(t, tls.RequireAndVerifyClientCert, c1.ClientAuth)
+	assert.Equal(t, uint16(tls.VersionTLS13), c1.MinVersion)
+	assert.Nil(t, c1.GetConfigForClient)
+	assert.NotNil(t, c1.VerifyConnection)
+	assert.Nil(t, base.ClientCAs, "base modified")
+
+	writeTestFile(t, dir, "ca.pem", ca2.certPEM)
+	clock.advance(interval - time.Nanosecond)
+	assert.Same(t, c1, r.clientConfig(base), "changed before the interval")
+	clock.advance(time.Nanosecond)
+	c2 := r.clientConfig(base)
+	assert.True(t, trusts(c2, ca2), "new CA not loaded; logs:\n%s", logs)
+	assert.False(t, trusts(c2, ca1))
+	assert.Equal(t, 1, logs.countAt(slog.LevelInfo, "reloaded client CAs"), "logs:\n%s", logs)
+
+	writeTestFile(t, dir, "ca.pem", []byte("no PEM here\n"))
+	for range 3 {
+		clock.advance(interval)
+		assert.Same(t, c2, r.clientConfig(base))
+	}
+	assert.Equal(t, 1, logs.countAt(slog.LevelError, "holds no PEM certificate"), "logs:\n%s", logs)
+
+	var failing atomic.Bool
+	failing.Store(true)
+	failFiles(r, "read", file, syscall.EIO, &failing)
+	writeTestFile(t, dir, "ca.pem", ca3.certPEM)
+	clock.advance(interval)
+	assert.Same(t, c2, r.clientConfig(base))
+	assert.Equal(t, 1, logs.countAt(slog.LevelError, "input/output error"), "logs:\n%s", logs)
+	failing.Store(false)
+	clock.advance(time.Second)
+	assert.True(t, trusts(r.clientConfig(base), ca3), "read error not retried; logs:\n%s", logs)
+}
+
+// TestVerifyResumedChain checks the VerifyConnection that refuses a
+// resumed session from a CA no longer in ClientCAFile, the defence for Go
+// releases whose crypto/tls does not check it itself, and that it calls
+// the caller's VerifyConnection.
+func TestVerifyResumedChain(t *testing.T) {
+	kept, removed := newTestCA(t, "kept CA"), newTestCA(t, "removed CA")
+	alice, mallory := kept.clientCert(t, "alice"), removed.clientCert(t, "mallory")
+	errNext := errors.New("caller's VerifyConnection")
+	tests := []struct {
+		name    string
+		resumed bool
+		chain   *testPKI // the client's leaf; its CA ends the chain
+		ca      *testPKI
+		next    func(tls.ConnectionState) error
+		want    string // error substring; empty for none
+	}{
+		{name: "resumed, CA kept", resumed: true, chain: alice, ca: kept},
+		{name: "resumed, CA removed", resumed: true, chain: mallory, ca: removed, want: "not from a CA of ClientCAFile"},
+		{name: "full handshake", chain: mallory, ca: removed}, // verified by crypto/tls
+		{name: "caller's VerifyConnection", resumed: true, chain: alice, ca: kept, next: func(tls.ConnectionState) error { return errNext }, want: errNext.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			verify := verifyResumedChain(kept.pool(), time.Now, tt.next)
+			err := verify(tls.ConnectionState{
+				DidResume:      tt.resumed,
+				VerifiedChains: [][]*x509.Certificate{{tt.chain.cert, tt.ca.cert}},
+			})
+			if tt.want == "" {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorContains(t, err, tt.want)
+			}
+		})
+	}
 }

@@ -23,19 +23,36 @@ var errPlaintextHTTP = errors.New("client sent an HTTP request to an HTTPS serve
 //   - ErrorLog, when set, gets net/http's lines unchanged, as in net/http.
 //   - Otherwise Logger, or slog.Default() when Logger is nil, gets one
 //     record per call: logf at slog.LevelError with the formatted line as
-//     the message, and the handshake-failure summary at slog.LevelWarn with
-//     its counts as attributes.
+//     the message, logAtf at the level it is given, and the
+//     handshake-failure summary at slog.LevelWarn with its counts as
+//     attributes.
+//
+// ErrorLog has no levels: it gets every line, whatever its level, as
+// net/http's ErrorLog gets everything net/http logs.
 
 // logf logs a net/http-style line: through ErrorLog if set, else as an
 // error record through the slog logger (see logger).
 func (s *Server) logf(format string, args ...any) {
+	s.logLevel(slog.LevelError, format, args...)
+}
+
+// logAtf is logf at another level than slog.LevelError, for lines that do
+// not report an error (a certificate reloaded, a certificate close to
+// expiry). With ErrorLog set the line goes there, as with logf.
+func (s *Server) logAtf(level slog.Level, format string, args ...any) {
+	s.logLevel(level, format, args...)
+}
+
+// logLevel is logf and logAtf. It must be called directly by them: the
+// source of a record is the caller of its caller.
+func (s *Server) logLevel(level slog.Level, format string, args ...any) {
 	if s.ErrorLog != nil {
 		s.ErrorLog.Printf(format, args...)
 		return
 	}
 	l := s.logger()
 	ctx := context.Background()
-	if !l.Enabled(ctx, slog.LevelError) {
+	if !l.Enabled(ctx, level) {
 		return
 	}
 	msg := fmt.Sprintf(format, args...)
@@ -47,8 +64,8 @@ func (s *Server) logf(format string, args ...any) {
 		attrs = append(attrs, slog.String("stack", stack))
 	}
 	var pcs [1]uintptr
-	runtime.Callers(2, pcs[:]) // skip Callers and logf: the source is logf's caller
-	logRecord(ctx, l, slog.LevelError, strings.TrimSuffix(msg, "\n"), pcs[0], attrs...)
+	runtime.Callers(3, pcs[:]) // skip Callers, logLevel and logf: the source is logf's caller
+	logRecord(ctx, l, level, strings.TrimSuffix(msg, "\n"), pcs[0], attrs...)
 }
 
 // logger returns the slog logger records go to when ErrorLog is nil.

@@ -226,6 +226,15 @@ type Server struct {
 	// verified chains in Request.TLS.VerifiedChains. This holds too for the
 	// configurations TLSConfig.GetConfigForClient returns; one that sets
 	// ClientAuth or ClientCAs itself fails the handshake.
+	//
+	// The file is reloaded as the certificate files are (see
+	// CertReloadInterval and ReloadCertificate), so that CAs can be rotated
+	// without a restart: new handshakes use the CAs as last loaded, both
+	// for the list of acceptable CAs sent to clients and for verification,
+	// and a file without a certificate keeps the previous CAs. A session
+	// resumed from a client certificate whose CA has been removed is
+	// refused (the client must make a full handshake, and fails it);
+	// connections already established are not affected.
 	ClientCAFile string
 
 	// StrictTransportSecurity, if non-empty, is sent as the
@@ -234,9 +243,26 @@ type Server struct {
 	StrictTransportSecurity string
 
 	// CertReloadInterval is how often the certificate and key files given
-	// to ServeTLS or ListenAndServeTLS are checked for a renewed pair. Zero
-	// means DefaultCertReloadInterval; negative turns the automatic check
-	// off (ReloadCertificate still works).
+	// to ServeTLS or ListenAndServeTLS, and ClientCAFile, are checked for a
+	// renewed pair or new CAs. Zero means DefaultCertReloadInterval;
+	// negative turns the automatic check off (ReloadCertificate still
+	// works).
+	//
+	// A check is made by the first TLS handshake after the interval; it
+	// stats the files and loads them if they changed (path, inode, size,
+	// mode, modification or change time). A renewal that is rejected for
+	// its content (it does not parse, the key does not match, it has
+	// expired) is logged once as an error and not tried again until the
+	// files change; one whose NotBefore is in the future is refused until
+	// then, and served at the first check after it. A load that fails for
+	// another reason (permission denied, too many open files, an I/O error
+	// on network storage, a file missing in the middle of a swap) is
+	// retried after a second, then two, four and so on, up to the interval
+	// or a minute, whichever is shorter, and logged once. A successful
+	// reload is logged at slog.LevelInfo. When the certificate served has
+	// less than a quarter of its lifetime (at most seven days) left and no
+	// newer one can be loaded, checks log a warning (slog.LevelWarn), at
+	// most once an hour. With ErrorLog set, all these lines go to ErrorLog.
 	CertReloadInterval time.Duration
 
 	inShutdown        atomic.Bool // true when server is in shutdown

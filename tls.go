@@ -2,7 +2,6 @@ package httpsrv
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -71,8 +70,9 @@ func (s *Server) certReloadInterval() time.Duration {
 // serveTLSConfig returns the TLS configuration ServeTLS serves with: a clone
 // of s.TLSConfig with httpsrv's defaults filled in where the caller left a
 // setting unset, the ALPN protocols of s.protocols(), the client CAs of
-// ClientCAFile and, when file names are given, a GetCertificate serving the
-// pair loaded from them. s.TLSConfig is not modified.
+// ClientCAFile (reloaded when the file changes, through a
+// GetConfigForClient) and, when file names are given, a GetCertificate
+// serving the pair loaded from them. s.TLSConfig is not modified.
 //
 // The defaults, applied only to unset fields:
 //
@@ -104,22 +104,25 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 			return nil, err
 		}
 	}
+	var ca *certReloader // of ClientCAFile
 	if s.ClientCAFile != "" {
 		if config.ClientAuth != tls.NoClientCert || config.ClientCAs != nil {
 			return nil, errors.New("httpsrv: both ClientCAFile and TLSConfig.ClientAuth or TLSConfig.ClientCAs are set; set one or the other")
 		}
-		pool, err := loadCertPool(s.ClientCAFile)
+		var err error
+		ca, err = newCAReloader(s.ClientCAFile, s.certReloadInterval(), time.Now, s.logAtf)
 		if err != nil {
 			return nil, err
 		}
+		s.addCertReloader(ca)
 		config.ClientAuth = tls.RequireAndVerifyClientCert
-		config.ClientCAs = pool
+		config.ClientCAs = ca.pool.Load()
 	}
 	if !configHasCert(config) || certFile != "" || keyFile != "" {
 		if certFile == "" && keyFile == "" {
 			return nil, ErrMissingCertificate
 		}
-		r, err := newCertReloader(certFile, keyFile, s.certReloadInterval(), time.Now, s.logf)
+		r, err := newCertReloader(certFile, keyFile, s.certReloadInterval(), time.Now, s.logAtf)
 		if err != nil {
 			return nil, err
 		}
@@ -142,19 +145,31 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 	if userFn := config.GetConfigForClient; userFn != nil {
 		add := configAdditions{
 			protos:       protos,
-			clientCAs:    config.ClientCAs,
+			clientCAs:    ca,
 			certificates: config.Certificates,
 			getCert:      config.GetCertificate,
 		}
-		if s.ClientCAFile == "" {
-			add.clientCAs = nil
-		}
+		base := config
 		config.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			c, err := userFn(hello)
-			if c == nil || err != nil {
-				return c, err
+			if err != nil {
+				return nil, err
+			}
+			if c == nil {
+				if ca != nil {
+					// The base configuration, with the current CAs.
+					return ca.clientConfig(base), nil
+				}
+				return nil, nil
 			}
 			return add.forClient(c)
+		}
+	} else if ca != nil {
+		// ClientCAs of the configuration a handshake uses must be the
+		// pool as of the handshake: see certReloader.clientConfig.
+		base := config
+		config.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return ca.clientConfig(base), nil
 		}
 	}
 	return config, nil
@@ -165,7 +180,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 // GetConfigForClient returns.
 type configAdditions struct {
 	protos       http.Protocols
-	clientCAs    *x509.CertPool // from ClientCAFile; nil if it is not set
+	clientCAs    *certReloader // of ClientCAFile; nil if it is not set
 	certificates []tls.Certificate
 	getCert      func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
@@ -181,9 +196,11 @@ type configAdditions struct {
 //     (adjustNextProtos), so that HTTP/2 is offered exactly when it is
 //     served.
 //   - With ClientCAFile set, client certificates are required and verified
-//     against its CAs. A returned configuration that sets ClientAuth or
-//     ClientCAs itself fails the handshake, as the same base configuration
-//     fails ServeTLS: the requirement must not be weakened per client.
+//     against its CAs, as last loaded (see certReloader.clientConfig). A
+//     returned configuration that sets ClientAuth or ClientCAs itself
+//     fails the handshake, as the same base configuration fails ServeTLS:
+//     the requirement must not be weakened per client. A nil one gets the
+//     base configuration with the current CAs.
 //   - A configuration without Certificates or GetCertificate gets the
 //     base's certificate source: the files' pair, reloaded when they
 //     change, or TLSConfig.Certificates.
@@ -200,8 +217,7 @@ func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
 		if c.ClientAuth != tls.NoClientCert || c.ClientCAs != nil {
 			return nil, errors.New("httpsrv: TLSConfig.GetConfigForClient returned a config with ClientAuth or ClientCAs set while ClientCAFile is set")
 		}
-		c.ClientAuth = tls.RequireAndVerifyClientCert
-		c.ClientCAs = a.clientCAs
+		a.clientCAs.setClientCAs(c, nil)
 	}
 	if len(c.Certificates) == 0 && c.GetCertificate == nil {
 		c.Certificates = a.certificates

@@ -1,0 +1,15 @@
+package httpsrv
+
+import (
+	"os"
+	"syscall"
+	"time"
+)
+
+// fileCtime returns the inode change time of info, from its stat.
+func fileCtime(info os.FileInfo) time.Time {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Ctim.Unix())
+	}
+	return time.Time{}
+}
