@@ -85,10 +85,39 @@ func (c *conn) getState() (http.ConnState, int64) {
 	return http.ConnState(packed & 0xff), int64(packed >> 8)
 }
 
-// closeNow closes the network connection from any goroutine; its owner
-// then sees its reads and writes fail and winds down.
-func (c *conn) closeNow() {
-	c.rwc.Close()
+// closeFromServer closes the connection on the server's initiative, from
+// a goroutine other than its owner's, which then sees its reads and writes
+// fail and winds down. A TLS connection sends close_notify first, unless a
+// write is in progress on it: crypto/tls bounds that by 5 s, and abort,
+// from another goroutine, cuts it short. The network connection is closed
+// when closeFromServer returns, even when another goroutine was already
+// closing the *tls.Conn (the owner's closeRWC, whose close_notify may be
+// waiting on the peer): crypto/tls then returns net.ErrClosed at once,
+// without closing anything.
+func (c *conn) closeFromServer() {
+	if err := c.rwc.Close(); errors.Is(err, net.ErrClosed) {
+		c.abort()
+	}
+}
+
+// abort closes the network connection under the TLS layer, if any, at
+// once: a close_notify or any other write blocked on it fails, and the
+// peer gets no close_notify. The bytes already queued are still delivered
+// before the FIN.
+func (c *conn) abort() {
+	c.netConn().Close()
+}
+
+// netConn returns the connection under rwc's TLS layer, or under the
+// plaintext wrapper that kept the bytes read for the HTTP/2 preface
+// (prefaceConn); otherwise rwc.
+func (c *conn) netConn() net.Conn {
+	if u, ok := c.rwc.(interface{ NetConn() net.Conn }); ok {
+		if nc := u.NetConn(); nc != nil {
+			return nc
+		}
+	}
+	return c.rwc
 }
 
 // closeRWC closes the network connection at the end of serve. A
@@ -96,15 +125,15 @@ func (c *conn) closeNow() {
 // would queue the FIN behind the bytes a slow reader has not taken, and the
 // kernel would keep the connection, and the client its hold on it, until
 // they drain.
+//
+// Otherwise a TLS connection sends close_notify first, which may wait up to
+// crypto/tls's 5 s for a peer that stopped reading (after the idle timeout,
+// say). That wait is on the connection's own goroutine, with no lock held;
+// Close, and Shutdown if the connection was idle, cut it short (see
+// closeFromServer).
 func (c *conn) closeRWC() {
 	if c.resetOnClose.Load() {
-		nc := c.rwc
-		if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
-			// A *tls.Conn, or a plaintext connection that kept the
-			// bytes read for the HTTP/2 preface (prefaceConn).
-			nc = u.NetConn()
-		}
-		if tcp, ok := nc.(*net.TCPConn); ok {
+		if tcp, ok := c.netConn().(*net.TCPConn); ok {
 			tcp.SetLinger(0)
 			tcp.Close()
 			return

@@ -41,6 +41,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -283,6 +284,7 @@ type Server struct {
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	activeConn map[*conn]struct{}
+	closing    map[*conn]chan struct{} // untracked connections being closed; see startCloseLocked
 	onShutdown []func()
 	ranHooks   bool            // the onShutdown funcs have been started
 	done       chan struct{}   // closed when shutdown starts; created lazily
@@ -519,6 +521,15 @@ func nextShutdownPoll(base time.Duration, jitter float64) (wait, nextBase time.D
 // become idle and be closed. If ctx expires before that, Shutdown returns the
 // context's error; otherwise it returns any error from closing the listeners.
 //
+// Idle connections are closed concurrently, and never while the server's
+// lock is held. Closing a TLS connection sends a close_notify alert, which
+// crypto/tls lets wait up to 5 seconds for a peer that stopped reading;
+// Shutdown waits for such a close as for an active connection. When ctx
+// expires first, the connections Shutdown is still closing are closed at
+// once, without close_notify, before it returns; connections that are
+// still active are left to Close, as in net/http. When Shutdown returns
+// nil, every connection it closed is closed.
+//
 // When Shutdown is called, Serve, ListenAndServe, ServeTLS and
 // ListenAndServeTLS immediately return http.ErrServerClosed. Make sure the
 // program doesn't exit and waits instead for Shutdown to return.
@@ -566,15 +577,34 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			// The closes Shutdown started must not outlive it: cut
+			// their close_notify short. (net/http's closeIdleConns
+			// closes each idle connection in turn, holding its lock,
+			// however long the close takes.)
+			s.finishClosing(ctx.Done())
 			return ctx.Err()
 		case <-timer.C:
 		}
 	}
 }
 
+// closeNotifyGrace is how long Close lets TLS connections try to send
+// close_notify, all together, before it closes their network connections
+// underneath. Sending close_notify to a peer that reads takes microseconds;
+// one that does not read would hold Close for crypto/tls's 5 s limit.
+const closeNotifyGrace = 100 * time.Millisecond
+
 // Close immediately closes all active listeners and all connections in
 // state StateNew, StateActive or StateIdle, HTTP/2 connections included.
 // For a graceful shutdown, use Shutdown.
+//
+// TLS connections are given at most 100 milliseconds, all together, to
+// send a close_notify alert; then the network connections under them are
+// closed, so that a peer that stopped reading cannot hold Close up. When
+// Close returns, every connection it closed, and every connection Shutdown
+// or SetKeepAlivesEnabled was closing, is closed; the connections'
+// goroutines may still be ending (a ConnState hook may still be called
+// with StateClosed), as in net/http.
 //
 // Close does not attempt to close (and does not even know about) any
 // hijacked connections, such as WebSockets.
@@ -585,22 +615,30 @@ func (s *Server) Close() error {
 	defer s.flushHandshakeErrors()
 	s.inShutdown.Store(true)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	err := s.closeListenersLocked()
 	s.closeDoneLocked()
-
-	// Unlock while waiting for the Serve loops to return: they take mu to
-	// untrack their listeners.
 	s.mu.Unlock()
-	s.listenerGroup.Wait()
-	s.mu.Lock()
 
+	// Wait for the Serve loops to return, unlocked: they take mu to
+	// untrack their listeners. No connection is tracked after that.
+	s.listenerGroup.Wait()
+
+	s.mu.Lock()
 	for c := range s.activeConn {
-		c.closeNow()
-		delete(s.activeConn, c)
+		s.startCloseLocked(c)
 	}
-	for _, l := range s.linked {
-		if lerr := l.Close(); lerr != nil && err == nil {
+	linked := s.linked
+	s.mu.Unlock()
+
+	linkedErrs := make(chan error, len(linked))
+	for _, l := range linked {
+		go func() { linkedErrs <- l.Close() }()
+	}
+	grace, cancel := context.WithTimeout(context.Background(), closeNotifyGrace)
+	s.finishClosing(grace.Done())
+	cancel()
+	for range linked {
+		if lerr := <-linkedErrs; lerr != nil && err == nil {
 			err = lerr
 		}
 	}
@@ -654,7 +692,8 @@ func (s *Server) RegisterOnShutdown(f func()) {
 // SetKeepAlivesEnabled controls whether HTTP keep-alives are enabled. By
 // default, keep-alives are always enabled. Only very resource-constrained
 // environments or servers in the process of shutting down should disable
-// them. Disabling them closes idle HTTP/1 connections at once.
+// them. Disabling them closes idle HTTP/1 connections at once, without
+// waiting for their TLS close_notify alerts to be sent.
 func (s *Server) SetKeepAlivesEnabled(v bool) {
 	if v {
 		s.disableKeepAlives.Store(false)
@@ -667,8 +706,10 @@ func (s *Server) SetKeepAlivesEnabled(v bool) {
 	}
 }
 
-// closeIdleConns closes all idle connections and reports whether the server
-// is quiescent.
+// closeIdleConns starts closing all idle connections and reports whether
+// the server is quiescent: no connection is left but idle ones, and every
+// close started has ended. It does not wait for the closes; see
+// startCloseLocked.
 func (s *Server) closeIdleConns() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -686,10 +727,58 @@ func (s *Server) closeIdleConns() bool {
 			quiescent = false
 			continue
 		}
-		c.closeNow()
-		delete(s.activeConn, c)
+		s.startCloseLocked(c)
 	}
-	return quiescent
+	return quiescent && len(s.closing) == 0
+}
+
+// startCloseLocked untracks c and closes it on a goroutine of its own, so
+// that neither s.mu nor the caller is held while a TLS close_notify waits
+// for a peer that does not read (net/http's closeIdleConns and Close close
+// connections in turn with their lock held). Until the close has ended, c
+// is in s.closing, with a channel closed then; finishClosing cuts it
+// short. It requires that s.mu is held.
+func (s *Server) startCloseLocked(c *conn) {
+	delete(s.activeConn, c)
+	if _, ok := s.closing[c]; ok {
+		return
+	}
+	if s.closing == nil {
+		s.closing = make(map[*conn]chan struct{})
+	}
+	done := make(chan struct{})
+	s.closing[c] = done
+	go func() {
+		c.closeFromServer()
+		s.mu.Lock()
+		delete(s.closing, c)
+		s.mu.Unlock()
+		close(done)
+	}()
+}
+
+// finishClosing waits until the closes in progress have ended or stop is
+// closed, whichever comes first. Then it closes the network connections
+// of those still in progress, which makes them end at once, and waits for
+// them.
+func (s *Server) finishClosing(stop <-chan struct{}) {
+	s.mu.Lock()
+	closing := maps.Clone(s.closing)
+	s.mu.Unlock()
+	for c, done := range closing {
+		select {
+		case <-done:
+		case <-stop:
+			select {
+			case <-done:
+			default:
+				c.abort()
+			}
+		}
+	}
+	for _, done := range closing {
+		<-done
+	}
 }
 
 // closeListenersLocked closes every tracked listener and returns the first
