@@ -822,7 +822,7 @@ func (s *Server) httpServer() *http.Server {
 			HTTP2:                        s.http2Config(),
 			ConnState:                    s.h2ConnState,
 		}
-		setDisableClientPriority(s.mirrorSrv, s.DisableClientPriority)
+		setGo127Fields(s.mirrorSrv, s)
 	})
 	return s.mirrorSrv
 }
