@@ -40,6 +40,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"sync"
@@ -248,7 +249,10 @@ const h2ProbeStreams = 7
 // uses a zero http.Server. It serves one in-memory connection and reads the
 // SETTINGS frame the server sends first.
 func h2ProbeEngine(timeout time.Duration) (bool, error) {
-	hs := &http.Server{HTTP2: &http.HTTP2Config{MaxConcurrentStreams: h2ProbeStreams}}
+	hs := &http.Server{
+		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: h2ProbeStreams},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
 	srv := new(http2.Server)
 	if err := http2.ConfigureServer(hs, srv); err != nil {
 		return false, err

@@ -27,13 +27,11 @@ func TestHTTP2EngineProbe(t *testing.T) {
 }
 
 // standaloneXNetProgram serves with HTTP/2 settings and a ConnState hook,
-// and prints the SETTINGS_MAX_CONCURRENT_STREAMS and the ConnState
-// transitions one HTTP/2 request sees.
+// and prints the SETTINGS_MAX_CONCURRENT_STREAMS of an HTTP/2 connection
+// and the ConnState transitions it goes through.
 const standaloneXNetProgram = `package main
 
 import (
-	"net/http"
-	"strconv"
 	"context"
 	"crypto/tls"
 	"fmt"
