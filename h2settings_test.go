@@ -467,13 +467,13 @@ func TestHTTP2ServerFields(t *testing.T) {
 		name: "MaxHeaderValueCount",
 		set:  func(s *Server) { s.MaxHeaderValueCount = 10 },
 		check: func(t *testing.T, addr string, _ *Server, _ bool, _ *h2Raw) {
-			checkHeaderValueCount(t, addr, 10)
+			checkHeaderValueCount(t, dialH2Raw(t, addr), 10)
 		},
 	}, {
 		name: "MaxHeaderValueCount default",
 		set:  func(s *Server) {},
 		check: func(t *testing.T, addr string, _ *Server, _ bool, _ *h2Raw) {
-			checkHeaderValueCount(t, addr, DefaultMaxHeaderValueCount)
+			checkHeaderValueCount(t, dialH2Raw(t, addr), DefaultMaxHeaderValueCount)
 		},
 	}, {
 		name: "IdleTimeout",
@@ -627,7 +627,7 @@ var (
 // checkHeaderValueCount checks that a request of max header fields,
 // pseudo-header fields included, is served, and that one more gets Go
 // 1.27's 431 without the handler and keeps the connection.
-func checkHeaderValueCount(t *testing.T, addr string, max int) {
+func checkHeaderValueCount(t *testing.T, h *h2Raw, max int) {
 	t.Helper()
 	fields := func(n int) [][2]string {
 		var f [][2]string
@@ -636,7 +636,6 @@ func checkHeaderValueCount(t *testing.T, addr string, max int) {
 		}
 		return f
 	}
-	h := dialH2Raw(t, addr)
 	r := h.response(h.request("GET", "/", true, fields(max)...))
 	assert.Equal(t, http.StatusOK, r.status)
 	assert.Equal(t, "ok", r.body)
@@ -690,4 +689,22 @@ func prioritized(t *testing.T, addr string) bool {
 		}
 	}
 	return order[0] == high && order[1] == high
+}
+
+// TestUnencryptedHTTP2MaxHeaderValueCount checks MaxHeaderValueCount on
+// prior-knowledge HTTP/2 over plaintext (h2c), which x/net serves as it
+// serves HTTP/2 over TLS.
+func TestUnencryptedHTTP2MaxHeaderValueCount(t *testing.T) {
+	p := protocols(true, false)
+	p.SetUnencryptedHTTP2(true)
+	srv := &Server{
+		Handler:             http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		Protocols:           &p,
+		MaxHeaderValueCount: 10,
+	}
+	addr := servePlain(t, srv.Serve, srv.Close)
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	checkHeaderValueCount(t, startH2Raw(t, c), 10)
 }
