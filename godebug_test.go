@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -44,9 +45,9 @@ func TestGODEBUGValue(t *testing.T) {
 	}
 }
 
-// goDebugProgram serves with a //go:debug http2server=0 directive and
-// prints the ALPN protocol a client offering h2 and http/1.1 gets.
-const goDebugProgram = `//go:debug http2server=0
+// goDebugProgram serves and prints the ALPN protocol a client offering h2
+// and http/1.1 gets. directive is replaced by a //go:debug line or nothing.
+const goDebugProgram = `directive
 
 package main
 
@@ -76,13 +77,51 @@ func main() {
 }
 `
 
-// TestGODEBUGDirective builds a program with //go:debug http2server=0 and
-// checks that its server turns HTTP/2 off, as net/http's would, with no
-// GODEBUG in the environment.
+// TestGODEBUGDirective builds programs that set http2server=0 in the
+// binary's default GODEBUG, with a //go:debug directive or a go.mod
+// godebug line, and checks that their servers turn HTTP/2 off, as
+// net/http's would, with no GODEBUG in the environment (issue 11, item 4).
+// Before, only the environment was read.
 func TestGODEBUGDirective(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a program")
+		t.Skip("builds programs")
 	}
+	root, err := os.Getwd()
+	require.NoError(t, err)
+	tests := []struct {
+		name, directive, gomod string
+		want                   map[string]string // GODEBUG in the environment → ALPN
+	}{{
+		name:      "go:debug directive",
+		directive: "//go:debug http2server=0",
+		want:      map[string]string{"": "http/1.1", "http2server=1": "h2"},
+	}, {
+		name:  "go.mod godebug line",
+		gomod: "godebug http2server=0\n",
+		want:  map[string]string{"": "http/1.1", "http2server=1": "h2"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			bin := buildTestProgram(t, tt.gomod, strings.Replace(goDebugProgram, "directive", tt.directive, 1))
+			for env, want := range tt.want {
+				ctx, cancel := context.WithTimeout(context.Background(), testTimeout())
+				defer cancel()
+				run := exec.CommandContext(ctx, bin, filepath.Join(root, testCertFile), filepath.Join(root, testKeyFile))
+				run.Env = append(os.Environ(), "GODEBUG="+env)
+				out, err := run.Output()
+				require.NoError(t, err, "program: %s", out)
+				assert.Equal(t, want, string(out), "ALPN with GODEBUG=%s", env)
+			}
+		})
+	}
+}
+
+// buildTestProgram builds the main package src in a module of its own that
+// requires this one (replaced by the working tree) and has the extra go.mod
+// lines gomod, with the go command's extra flags, and returns the binary.
+func buildTestProgram(t *testing.T, gomod, src string, flags ...string) string {
+	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command")
@@ -90,25 +129,22 @@ func TestGODEBUGDirective(t *testing.T) {
 	root, err := os.Getwd()
 	require.NoError(t, err)
 	dir := t.TempDir()
-	gomod := "module godebugprog\n\ngo 1.25\n\nrequire github.com/seed80f6b3e8/httpsrv v0.0.0\n\nreplace github.com/seed80f6b3e8/httpsrv => " + root + "\n"
-	writeTestFile(t, dir, "go.mod", []byte(gomod))
+	mod := "module testprog\n\ngo 1.25\n\n" + gomod +
+		"require github.com/seed80f6b3e8/httpsrv v0.0.0\n\nreplace github.com/seed80f6b3e8/httpsrv => " + root + "\n"
+	writeTestFile(t, dir, "go.mod", []byte(mod))
 	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	require.NoError(t, err)
 	writeTestFile(t, dir, "go.sum", sum)
-	writeTestFile(t, dir, "main.go", []byte(goDebugProgram))
+	writeTestFile(t, dir, "main.go", []byte(src))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 6*testTimeout())
 	defer cancel()
 	bin := filepath.Join(dir, "prog")
-	build := exec.CommandContext(ctx, goTool, "build", "-mod=mod", "-o", bin, ".")
+	args := append([]string{"build", "-mod=mod", "-o", bin}, flags...)
+	build := exec.CommandContext(ctx, goTool, append(args, ".")...)
 	build.Dir = dir
 	build.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=", "GOWORK=off")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
-
-	run := exec.CommandContext(ctx, bin, filepath.Join(root, testCertFile), filepath.Join(root, testKeyFile))
-	run.Env = append(os.Environ(), "GODEBUG=")
-	out, err = run.Output()
-	require.NoError(t, err, "program: %s", out)
-	assert.Equal(t, "http/1.1", string(out), "ALPN under //go:debug http2server=0")
+	return bin
 }

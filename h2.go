@@ -8,17 +8,26 @@ package httpsrv
 // and on Go 1.27 it is built as a thin wrapper over net/http's own HTTP/2
 // server (x/net's server_wrap.go) instead of the standalone implementation
 // (server.go). The two builds read their settings from different places,
-// so the wiring differs in one respect, chosen by h2WrapsNetHTTP (set by
-// build tags that mirror x/net's own):
+// so the wiring differs in two respects:
 //
-//   - Standalone (Go 1.26, or the http2legacy build tag): ServeConn reads
-//     timeouts, MaxHeaderBytes, ConnState, ErrorLog and HTTP2 from
-//     ServeConnOpts.BaseConfig, so we pass our stand-in *http.Server.
+//   - Standalone (Go 1.26, the http2legacy build tag, or an x/net older
+//     than the wrapper): ServeConn reads timeouts, MaxHeaderBytes,
+//     ConnState, ErrorLog and HTTP2 from ServeConnOpts.BaseConfig, so we
+//     pass our stand-in *http.Server. It has no limit on the number of
+//     header fields, so httpsrv applies MaxHeaderValueCount itself
+//     (h2CountLimit).
 //   - Wrapper (Go 1.27): a non-nil BaseConfig makes x/net copy it into a
 //     throwaway http.Server for every connection, which no shutdown can
 //     reach; with a nil BaseConfig it serves through the http.Server given
 //     to ConfigureServer. So we pass nil, and ConfigureServer gets the same
-//     stand-in, which holds our settings.
+//     stand-in, which holds our settings, MaxHeaderValueCount included.
+//
+// Which build is in use is not guessed from build tags, which a replace
+// pinning another x/net would silently contradict (and then every setting
+// but IdleTimeout would be lost): h2ProbeEngine observes it once per
+// process, by serving a connection with a nil BaseConfig and reading the
+// SETTINGS frame, which shows whether the settings given to
+// ConfigureServer's http.Server are the ones served.
 //
 // Either way the stand-in is ConfigureServer'd once per Server. That is
 // what makes graceful shutdown reach HTTP/2 connections: ConfigureServer
@@ -30,9 +39,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -41,19 +53,28 @@ import (
 type h2Server struct {
 	srv *http2.Server // immutable after setupHTTP2
 	hs  *http.Server  // the stand-in given to ConfigureServer; see httpServer
+
+	// wraps is whether x/net's server wraps net/http's (h2ProbeEngine);
+	// if not, BaseConfig is passed and h2CountLimit applied.
+	wraps bool
 }
 
 // setupHTTP2 creates the HTTP/2 engine once, and returns the error that
 // creating it gave.
 func (s *Server) setupHTTP2() error {
 	s.h2Once.Do(func() {
+		wraps, err := h2EngineWraps()
+		if err != nil {
+			s.h2Err = fmt.Errorf("httpsrv: probing the HTTP/2 server of golang.org/x/net/http2: %w", err)
+			return
+		}
 		hs := s.httpServer()
 		h2 := &http2.Server{IdleTimeout: s.idleTimeout()}
 		if err := http2.ConfigureServer(hs, h2); err != nil {
 			s.h2Err = fmt.Errorf("httpsrv: configuring HTTP/2: %w", err)
 			return
 		}
-		s.h2.Store(&h2Server{srv: h2, hs: hs})
+		s.h2.Store(&h2Server{srv: h2, hs: hs, wraps: wraps})
 		// After the store, so that a concurrent SetKeepAlivesEnabled
 		// either sees the engine or has set the flag read here.
 		if s.disableKeepAlives.Load() {
@@ -69,29 +90,29 @@ func (c *conn) serveHTTP2(ctx context.Context, tc *tls.Conn) {
 	// that Shutdown waits for their GOAWAY instead of closing them. x/net
 	// reports the finer states to the ConnState hook (h2ConnState).
 	c.setState(http.StateActive, skipHooks)
-	opts := &http2.ServeConnOpts{
-		Context: ctx,
-		Handler: alpnHandler{ctx: ctx, c: c},
-	}
 	h2 := c.srv.h2.Load()
-	if !h2WrapsNetHTTP {
-		opts.BaseConfig = h2.hs
-	}
-	h2.srv.ServeConn(&h2NetConn{Conn: tc, h2Owner: &h2Owner{c: c}}, opts)
+	h2.srv.ServeConn(&h2NetConn{Conn: tc, h2Owner: &h2Owner{c: c}}, h2.connOpts(ctx, c))
 }
 
 // serveUnencryptedHTTP2 serves an unencrypted HTTP/2 connection, whose
 // client preface has been read, until it ends.
 func (c *conn) serveUnencryptedHTTP2(ctx context.Context, h2 *h2Server) {
-	opts := &http2.ServeConnOpts{
-		Context:          ctx,
-		Handler:          alpnHandler{ctx: ctx, c: c},
-		SawClientPreface: true,
-	}
-	if !h2WrapsNetHTTP {
-		opts.BaseConfig = h2.hs
-	}
+	opts := h2.connOpts(ctx, c)
+	opts.SawClientPreface = true
 	h2.srv.ServeConn(&h2cNetConn{Conn: c.rwc, h2Owner: &h2Owner{c: c}}, opts)
+}
+
+// connOpts returns the ServeConn options for c, whose context is ctx.
+func (h *h2Server) connOpts(ctx context.Context, c *conn) *http2.ServeConnOpts {
+	opts := &http2.ServeConnOpts{
+		Context: ctx,
+		Handler: alpnHandler{ctx: ctx, c: c},
+	}
+	if !h.wraps {
+		opts.BaseConfig = h.hs
+		opts.Handler = h2CountLimit{h: opts.Handler, max: c.srv.maxHeaderValueCount()}
+	}
+	return opts
 }
 
 // h2cNetConn is the net.Conn handed to x/net for unencrypted HTTP/2.
@@ -163,4 +184,108 @@ func (h *h2Server) shutdown() {
 // see the setting.
 func (h *h2Server) setKeepAlivesEnabled(v bool) {
 	h.hs.SetKeepAlivesEnabled(v)
+}
+
+// h2CountLimit applies MaxHeaderValueCount to HTTP/2 requests for x/net's
+// standalone server, which has no such limit: a request with more header
+// fields than max gets what Go 1.27's HTTP/2 server sends (net/http's
+// handleHeaderListTooLong, for a header block its Framer truncated): 431
+// Request Header Fields Too Large with that body, the handler not called,
+// the connection kept.
+type h2CountLimit struct {
+	h   http.Handler
+	max int
+}
+
+func (l h2CountLimit) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if tooManyHTTP2Fields(r, l.max) {
+		w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+		_, _ = io.WriteString(w, "<h1>HTTP Error 431</h1><p>Request Header Field(s) Too Large</p>")
+		return
+	}
+	l.h.ServeHTTP(w, r)
+}
+
+// tooManyHTTP2Fields reports whether the HTTP/2 request r had more than max
+// header fields, counted as Go 1.27 counts them while decoding (net/http's
+// Framer.readMetaFrame): every field, pseudo-header fields included, except
+// the trailer fields, whose listed names are counted apart against the same
+// limit. The count is rebuilt from the request x/net made, so it can fall
+// short of Go 1.27's, never exceed it: x/net joins repeated cookie fields
+// into one, drops "expect: 100-continue", and keeps a host field sent along
+// with :authority in Header without saying whether :authority was sent;
+// duplicate and invalid trailer names are dropped.
+func tooManyHTTP2Fields(r *http.Request, max int) bool {
+	n := 1 // :method
+	if r.Method != http.MethodConnect || r.Header[":protocol"] != nil {
+		n += 2 // :scheme and :path; a CONNECT without :protocol has neither
+	}
+	if r.Host != "" && r.Header["Host"] == nil {
+		n++ // :authority
+	}
+	for _, vv := range r.Header {
+		n += len(vv) // :protocol among them
+	}
+	return n > max || len(r.Trailer) > max
+}
+
+// h2EngineWraps reports whether x/net's server wraps net/http's, as
+// h2ProbeEngine observed it; the probe runs once per process.
+var h2EngineWraps = sync.OnceValues(func() (bool, error) {
+	return h2ProbeEngine(h2ProbeTimeout)
+})
+
+// h2ProbeTimeout bounds the probe. The connection is in memory, so only a
+// broken engine makes it take more than a moment.
+const h2ProbeTimeout = 10 * time.Second
+
+// h2ProbeStreams is the SETTINGS_MAX_CONCURRENT_STREAMS the probe sets on
+// the http.Server only; it differs from x/net's default.
+const h2ProbeStreams = 7
+
+// h2ProbeEngine reports whether http2.Server.ServeConn, given no
+// BaseConfig, serves with the settings of the http.Server given to
+// ConfigureServer, as the Go 1.27 wrapper does; the standalone server then
+// uses a zero http.Server. It serves one in-memory connection and reads the
+// SETTINGS frame the server sends first.
+func h2ProbeEngine(timeout time.Duration) (bool, error) {
+	hs := &http.Server{
+		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: h2ProbeStreams},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	srv := new(http2.Server)
+	if err := http2.ConfigureServer(hs, srv); err != nil {
+		return false, err
+	}
+	client, server := net.Pipe()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.ServeConn(server, &http2.ServeConnOpts{Handler: http.NotFoundHandler()})
+	}()
+	wrote := make(chan struct{})
+	go func() {
+		// The server may read the preface before writing SETTINGS. An
+		// error here shows in the read below.
+		defer close(wrote)
+		_, _ = io.WriteString(client, http2.ClientPreface)
+	}()
+	defer func() {
+		client.Close()
+		<-wrote
+		<-served
+	}()
+	if err := client.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return false, err
+	}
+	f, err := http2.NewFramer(nil, client).ReadFrame()
+	if err != nil {
+		return false, fmt.Errorf("reading the server's SETTINGS: %w", err)
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok || sf.IsAck() {
+		return false, fmt.Errorf("the server sent %v before its SETTINGS", f.Header())
+	}
+	v, ok := sf.Value(http2.SettingMaxConcurrentStreams)
+	return ok && v == h2ProbeStreams, nil
 }

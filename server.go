@@ -105,10 +105,13 @@ type Server struct {
 	MaxHeaderBytes int
 
 	// MaxHeaderValueCount controls the maximum number of header values the
-	// server is willing to parse from an HTTP/1 request; a request with more
-	// is rejected with 431 Request Header Fields Too Large, as in Go 1.27.
+	// server is willing to parse from a request; a request with more is
+	// rejected with 431 Request Header Fields Too Large, as in Go 1.27.
 	// Zero or negative means DefaultMaxHeaderValueCount. Go 1.27 added this
-	// field to net/http; httpsrv enforces it on every Go release.
+	// field to net/http; httpsrv enforces it on every Go release, for
+	// HTTP/1 and HTTP/2. HTTP/2 counts pseudo-header fields too, as Go 1.27
+	// does; before Go 1.27 the count is rebuilt from the decoded request,
+	// where repeated cookie fields have been joined into one.
 	MaxHeaderValueCount int
 
 	// TLSNextProto optionally specifies a function to take over ownership of
@@ -485,7 +488,7 @@ func (s *Server) trackConn(c *conn, add bool) {
 }
 
 // DefaultMaxHeaderValueCount is the maximum number of header values
-// permitted in an HTTP/1 request when Server.MaxHeaderValueCount is zero. It
+// permitted in a request when Server.MaxHeaderValueCount is zero. It
 // has the value of Go 1.27's http.DefaultMaxHeaderValueCount.
 const DefaultMaxHeaderValueCount = 500
 
@@ -937,7 +940,7 @@ func (s *Server) httpServer() *http.Server {
 			HTTP2:                        s.http2Config(),
 			ConnState:                    s.h2ConnState,
 		}
-		setDisableClientPriority(s.mirrorSrv, s.DisableClientPriority)
+		setGo127Fields(s.mirrorSrv, s)
 	})
 	return s.mirrorSrv
 }
