@@ -15,8 +15,8 @@ import (
 var ErrMissingCertificate = errors.New("httpsrv: no certificate: pass certFile and keyFile, or set TLSConfig.Certificates, GetCertificate or GetConfigForClient")
 
 // ErrNoCertificateFiles is returned by [Server.ReloadCertificate] when the
-// server does not serve a certificate loaded from files by ServeTLS or
-// ListenAndServeTLS.
+// server has nothing to reload: no certificate loaded from files by
+// ServeTLS or ListenAndServeTLS, and no ClientCAFile.
 var ErrNoCertificateFiles = errors.New("httpsrv: the server does not serve a certificate from files")
 
 // DefaultMinTLSVersion is the lowest TLS version the server accepts when
