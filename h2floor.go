@@ -248,12 +248,12 @@ func (f *h2Floor) expire() {
 	}
 	now := time.Now()
 	var next time.Time
-	if dl, cut := f.expiredLocked(&f.writing, &f.writeFloor, now); cut {
+	if dl, cut := f.writing.expired(&f.writeFloor, now); cut {
 		f.rw.SetWriteDeadline(deadlinePast)
 	} else if !dl.IsZero() {
 		next = dl
 	}
-	if dl, cut := f.expiredLocked(&f.reading, &f.readFloor, now); cut {
+	if dl, cut := f.reading.expired(&f.readFloor, now); cut {
 		f.rw.SetReadDeadline(deadlinePast)
 	} else if !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
 		next = dl
@@ -263,11 +263,10 @@ func (f *h2Floor) expire() {
 	}
 }
 
-// expiredLocked reports whether the operation w, under floor fl, is past
-// its deadline at now, and marks it ended if so; otherwise it returns the
-// deadline of the operation still in progress, or zero if there is none.
-// It requires that f.mu is held.
-func (f *h2Floor) expiredLocked(w *h2Wait, fl *rateFloor, now time.Time) (time.Time, bool) {
+// expired reports whether w, an operation under floor fl, is past its
+// deadline at now, and ends it if so; otherwise it returns the deadline of
+// w if it is in progress, or zero. The floor's h2Floor.mu must be held.
+func (w *h2Wait) expired(fl *rateFloor, now time.Time) (time.Time, bool) {
 	if !w.active || !fl.on.Load() {
 		return time.Time{}, false
 	}
@@ -366,7 +365,6 @@ func (f *h2Floor) FlushError() error {
 	return err
 }
 
-//lint:ignore SA1019 CloseNotifier is deprecated but still supported, as in net/http.
 func (f *h2Floor) CloseNotify() <-chan bool { return f.rw.CloseNotify() }
 
 func (f *h2Floor) Push(target string, opts *http.PushOptions) error {

@@ -331,6 +331,7 @@ func maxCut() time.Duration {
 // after the handler, waits on the client too.
 func TestHTTP2ResponseRateFloorBothWays(t *testing.T) {
 	payload := bytes.Repeat([]byte("0123456789abcdef"), floorBodySize/16)
+	payloadString := string(payload)
 	small := payload[:100]
 	handlers := map[string]func(w http.ResponseWriter) (int64, error){
 		"one-write": func(w http.ResponseWriter) (int64, error) {
@@ -349,7 +350,7 @@ func TestHTTP2ResponseRateFloorBothWays(t *testing.T) {
 			return n, nil
 		},
 		"write-string": func(w http.ResponseWriter) (int64, error) {
-			n, err := io.WriteString(w, string(payload))
+			n, err := io.WriteString(w, payloadString)
 			return int64(n), err
 		},
 		"copy-reader": func(w http.ResponseWriter) (int64, error) {
@@ -601,8 +602,9 @@ func TestHTTP2FloorWriterMethods(t *testing.T) {
 		}
 		v.Writer, v.Body = methods(w), methods(r.Body)
 		for name, ok := range map[string]bool{
-			"http.Flusher":       is[http.Flusher](w),
-			"http.Pusher":        is[http.Pusher](w),
+			"http.Flusher": is[http.Flusher](w),
+			"http.Pusher":  is[http.Pusher](w),
+			//lint:ignore SA1019 CloseNotifier is deprecated but still offered, as in net/http.
 			"http.CloseNotifier": is[http.CloseNotifier](w),
 			"http.Hijacker":      is[http.Hijacker](w),
 			"io.StringWriter":    is[io.StringWriter](w),
