@@ -26,7 +26,7 @@ type h2BenchClient struct {
 	next  uint32 // the next stream ID
 }
 
-func newH2BenchClient(tb testing.TB, addr string) *h2BenchClient {
+func newH2BenchClient(tb testing.TB, addr, path string) *h2BenchClient {
 	tb.Helper()
 	conn := dialTLS(tb, addr, "h2")
 	_, err := io.WriteString(conn, http2.ClientPreface)
@@ -37,7 +37,7 @@ func newH2BenchClient(tb testing.TB, addr string) *h2BenchClient {
 	require.NoError(tb, fr.WriteWindowUpdate(0, 1<<30))
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "localhost"}, {":path", "/bench"}} {
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "localhost"}, {":path", path}} {
 		require.NoError(tb, enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1], Sensitive: true}))
 	}
 	return &h2BenchClient{fr: fr, block: hb.Bytes(), next: 1}
@@ -66,6 +66,12 @@ func (c *h2BenchClient) roundTrip() error {
 			return fmt.Errorf("stream reset: %v", f.ErrCode)
 		case *http2.GoAwayFrame:
 			return errors.New("GOAWAY")
+		case *http2.DataFrame:
+			if n := f.Length; n > 0 && !f.StreamEnded() {
+				if err := c.fr.WriteWindowUpdate(id, n); err != nil {
+					return err
+				}
+			}
 		}
 		if f.Header().StreamID == id && f.Header().Flags.Has(http2.FlagDataEndStream) {
 			return nil
@@ -77,7 +83,7 @@ func (c *h2BenchClient) roundTrip() error {
 // connection to addr, the client's included.
 func h2AllocsPerRequest(t testing.TB, addr string) float64 {
 	t.Helper()
-	c := newH2BenchClient(t, addr)
+	c := newH2BenchClient(t, addr, "/bench")
 	for range 10 {
 		require.NoError(t, c.roundTrip())
 	}
@@ -105,17 +111,30 @@ func TestHTTP2FloorAllocs(t *testing.T) {
 	assert.LessOrEqual(t, allocs["0"]-allocs["-1"], 5.0)
 }
 
+// BenchmarkHTTP2Floor measures HTTP/2 requests with the floors off and
+// on: a short response, and a 1 MiB one written at once (which the floor
+// passes to the server in 4 KiB pieces).
 func BenchmarkHTTP2Floor(b *testing.B) {
-	for _, floors := range []int64{-1, 0} {
-		b.Run(fmt.Sprintf("floors=%d", floors), func(b *testing.B) {
-			addr := startTLS(b, &Server{Handler: http.HandlerFunc(benchHandler), MinResponseRate: floors, MinRequestBodyRate: floors})
-			c := newH2BenchClient(b, addr)
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := c.roundTrip(); err != nil {
-					b.Fatal(err)
+	big := make([]byte, 1<<20)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			w.Write(big)
+			return
+		}
+		benchHandler(w, r)
+	})
+	for _, path := range []string{"/bench", "/big"} {
+		for _, floors := range []int64{-1, 0} {
+			b.Run(fmt.Sprintf("%s/floors=%d", path[1:], floors), func(b *testing.B) {
+				addr := startTLS(b, &Server{Handler: h, MinResponseRate: floors, MinRequestBodyRate: floors})
+				c := newH2BenchClient(b, addr, path)
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := c.roundTrip(); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

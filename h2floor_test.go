@@ -3,6 +3,7 @@ package httpsrv
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -669,4 +670,33 @@ func TestHTTP2FloorWriterMethods(t *testing.T) {
 func is[T any](x any) bool {
 	_, ok := x.(T)
 	return ok
+}
+
+// TestHTTP2FloorBuiltinOnly checks that the floors wrap only requests of
+// the built-in HTTP/2 server: a TLSNextProto function of the caller's
+// serves its requests with its own ResponseWriter, whose buffering and
+// deadlines the floors know nothing of.
+func TestHTTP2FloorBuiltinOnly(t *testing.T) {
+	types := make(chan string, 1)
+	srv := &Server{
+		ErrorLog: discardLogger(),
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){
+			"h2": func(hs *http.Server, c *tls.Conn, h http.Handler) {
+				new(http2.Server).ServeConn(c, &http2.ServeConnOpts{BaseConfig: hs, Handler: h})
+			},
+		},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			types <- fmt.Sprintf("%s %T", r.Proto, w)
+		}),
+	}
+	resp, err := newClient(t, true).Get("https://" + startTLS(t, srv) + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	select {
+	case got := <-types:
+		assert.Equal(t, "HTTP/2.0", got[:len("HTTP/2.0")])
+		assert.NotContains(t, got, "h2Floor")
+	case <-time.After(testTimeout()):
+		t.Fatal("no request reached the handler")
+	}
 }
