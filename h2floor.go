@@ -52,9 +52,9 @@ const h2HandlerBuffer = 4 << 10
 const h2Piece = min(floorPiece, h2HandlerBuffer)
 
 // h2ResponseWriter is the HTTP/2 server's ResponseWriter: the methods of
-// golang.org/x/net's responseWriter, and of the type net/http gives
-// handlers of its own HTTP/2 server (responseWriter on Go 1.26,
-// http2ResponseWriter on Go 1.27).
+// golang.org/x/net's responseWriter, which are those of the type net/http
+// gives handlers of its own HTTP/2 server (http2responseWriter on Go 1.26,
+// http2ResponseWriter on Go 1.27, which x/net's server then passes on).
 type h2ResponseWriter interface {
 	http.ResponseWriter
 	http.Flusher
