@@ -257,6 +257,10 @@ func (h alpnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.RemoteAddr == "" {
 		r.RemoteAddr = h.c.remoteAddr
 	}
+	if r.ProtoMajor == 2 {
+		h.c.serveHTTP2Request(w, r)
+		return
+	}
 	h.c.srv.serveHTTP(w, r)
 }
 

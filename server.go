@@ -195,16 +195,17 @@ type Server struct {
 	TLSHandshakeTimeout time.Duration
 
 	// MinRequestBodyRate is the slowest rate, in bytes per second, at which
-	// an HTTP/1 client may send a request body once MinRateGracePeriod has
-	// passed since the handler first read it; a slower body read fails and
-	// the connection is closed. Zero means DefaultMinDataRate; negative
-	// means no floor.
+	// a client may send a request body once MinRateGracePeriod has passed
+	// since the handler first read it; a slower body read fails and, on
+	// HTTP/1, the connection is closed. On HTTP/2 the floor applies to
+	// each stream. Zero means DefaultMinDataRate; negative means no floor.
 	MinRequestBodyRate int64
 
-	// MinResponseRate is the slowest rate, in bytes per second, at which an
-	// HTTP/1 client must take a response once MinRateGracePeriod has passed
-	// since its first byte was written; a slower client gets its write
-	// failed and the connection closed. Zero means DefaultMinDataRate;
+	// MinResponseRate is the slowest rate, in bytes per second, at which a
+	// client must take a response once MinRateGracePeriod has passed since
+	// its first byte was written; a slower client gets its write failed
+	// and the connection closed (on HTTP/2, the stream reset). On HTTP/2
+	// the floor applies to each stream. Zero means DefaultMinDataRate;
 	// negative means no floor.
 	MinResponseRate int64
 
