@@ -113,7 +113,7 @@ func TestHTTP2FloorAllocs(t *testing.T) {
 
 // BenchmarkHTTP2Floor measures HTTP/2 requests with the floors off and
 // on: a short response, and a 1 MiB one written at once (which the floor
-// passes to the server in 4 KiB pieces).
+// passes to the server in pieces of h2Piece bytes).
 func BenchmarkHTTP2Floor(b *testing.B) {
 	big := make([]byte, 1<<20)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

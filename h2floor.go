@@ -45,11 +45,38 @@ import (
 // hold up.
 const h2HandlerBuffer = 4 << 10
 
-// h2Piece is the largest write passed to the server while the response
-// floor is on: each piece overflows the buffer at most once, so that at
-// most one wait, of h2HandlerBuffer bytes, is timed per piece, as
-// floorPiece bounds HTTP/1's.
-const h2Piece = min(floorPiece, h2HandlerBuffer)
+// h2Piece is the most a write passed to the server while the response
+// floor is on may send to the stream, and so the most one timed wait
+// covers: a stream stalled after a fast start is cut after at most the
+// grace period plus h2Piece at the floor (73 s at the defaults). It is
+// one DATA frame of HTTP/2's default maximum size. HTTP/1's floorPiece is
+// 4 KiB, but on HTTP/2 each piece costs a round trip to the connection's
+// serve goroutine, and 4 KiB pieces made a 1 MiB write three times slower
+// than one write (BenchmarkHTTP2Floor); 16 KiB pieces cost about a
+// quarter more.
+const h2Piece = 16 << 10
+
+// h2BufferWrite returns what a write of n bytes does to the server's
+// buffer when it holds b bytes: how many bytes it sends to the stream,
+// waiting on flow control, and how many the buffer holds after it. These
+// are bufio.Writer.Write's rules for a buffer of h2HandlerBuffer bytes: a
+// write that fits is copied; otherwise the buffer is topped up and sent,
+// and the rest is sent directly if it is larger than the buffer, or
+// copied.
+func h2BufferWrite(b, n int) (sent, after int) {
+	const size = h2HandlerBuffer
+	if b+n <= size {
+		return 0, b + n
+	}
+	if b > 0 {
+		n -= size - b
+		sent = size
+	}
+	if n > size {
+		return sent + n, 0
+	}
+	return sent, n
+}
 
 // h2ResponseWriter is the HTTP/2 server's ResponseWriter: the methods of
 // golang.org/x/net's responseWriter, which are those of the type net/http
@@ -281,18 +308,18 @@ func (f *h2Floor) Header() http.Header { return f.rw.Header() }
 
 func (f *h2Floor) WriteHeader(code int) { f.rw.WriteHeader(code) }
 
-// Write writes p to the server's buffer in pieces of at most h2Piece
-// bytes, timing each wait for the client.
+// Write writes p to the server's buffer in pieces that send at most
+// h2Piece bytes each, timing each wait for the client.
 func (f *h2Floor) Write(p []byte) (int, error) {
 	if !f.writeFloor.on.Load() || len(p) == 0 {
 		return f.rw.Write(p)
 	}
 	written := 0
 	for len(p) > 0 {
-		piece := p[:min(len(p), h2Piece)]
-		start, waits := f.beginPiece(len(piece))
+		piece := p[:f.pieceLen(len(p))]
+		start, sent, after := f.beginPiece(len(piece))
 		n, err := f.rw.Write(piece)
-		f.endPiece(start, waits, n, err)
+		f.endPiece(start, sent, after, n, err)
 		written += n
 		if err != nil {
 			return written, err
@@ -309,10 +336,10 @@ func (f *h2Floor) WriteString(s string) (int, error) {
 	}
 	written := 0
 	for len(s) > 0 {
-		piece := s[:min(len(s), h2Piece)]
-		start, waits := f.beginPiece(len(piece))
+		piece := s[:f.pieceLen(len(s))]
+		start, sent, after := f.beginPiece(len(piece))
 		n, err := f.rw.WriteString(piece)
-		f.endPiece(start, waits, n, err)
+		f.endPiece(start, sent, after, n, err)
 		written += n
 		if err != nil {
 			return written, err
@@ -322,24 +349,36 @@ func (f *h2Floor) WriteString(s string) (int, error) {
 	return written, nil
 }
 
-// beginPiece prepares a write of n <= h2Piece bytes. If the server's
-// buffer cannot take them, the write first sends the full buffer and
-// waits: it is timed, and beginPiece reports so.
-func (f *h2Floor) beginPiece(n int) (start time.Time, waits bool) {
+// pieceLen returns how much of a write of n bytes to pass to the server
+// next: at most what, added to the buffered bytes, makes h2Piece, so that
+// the piece sends at most h2Piece bytes and leaves the buffer empty if it
+// sends any; what fits in the buffer goes at once.
+func (f *h2Floor) pieceLen(n int) int {
 	if f.buffered+n <= h2HandlerBuffer {
-		return time.Time{}, false
+		return n
 	}
-	return f.begin(&f.writing, &f.writeFloor, h2HandlerBuffer), true
+	return min(n, h2Piece-f.buffered)
 }
 
-// endPiece records a write begun by beginPiece that took n bytes.
-func (f *h2Floor) endPiece(start time.Time, waits bool, n int, err error) {
-	f.buffered += n
-	if waits {
-		f.buffered -= h2HandlerBuffer
-		f.end(&f.writing, &f.writeFloor, h2HandlerBuffer, start)
+// beginPiece prepares a write of n bytes chosen by pieceLen. If the
+// server's buffer cannot take them, the write sends to the stream, and
+// may wait on the client: it is timed. It returns when the write started,
+// how many bytes it sends and how many the buffer holds after it.
+func (f *h2Floor) beginPiece(n int) (start time.Time, sent, after int) {
+	sent, after = h2BufferWrite(f.buffered, n)
+	if sent == 0 {
+		return time.Time{}, 0, after
 	}
-	if err != nil || f.buffered < 0 {
+	return f.begin(&f.writing, &f.writeFloor, sent), sent, after
+}
+
+// endPiece records a write begun by beginPiece, which took n bytes.
+func (f *h2Floor) endPiece(start time.Time, sent, after, n int, err error) {
+	f.buffered = after
+	if sent > 0 {
+		f.end(&f.writing, &f.writeFloor, sent, start)
+	}
+	if err != nil {
 		// The server's writer keeps its error; later flushes fail at
 		// once.
 		f.buffered = 0

@@ -1,6 +1,7 @@
 package httpsrv
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -698,5 +699,48 @@ func TestHTTP2FloorBuiltinOnly(t *testing.T) {
 		assert.NotContains(t, got, "h2Floor")
 	case <-time.After(testTimeout()):
 		t.Fatal("no request reached the handler")
+	}
+}
+
+// countingWriter counts the bytes written to it and the writes.
+type countingWriter struct{ n, writes int }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	w.writes++
+	return len(p), nil
+}
+
+// TestH2BufferWriteModel checks h2BufferWrite, and the pieces h2Floor
+// cuts writes into, against a real bufio.Writer of the server's buffer
+// size: for every sequence of writes, the bytes each write sends to the
+// stream and leaves buffered are what the model says, and no piece sends
+// more than h2Piece bytes.
+func TestH2BufferWriteModel(t *testing.T) {
+	buf := make([]byte, 1<<20)
+	sizes := []int{0, 1, 100, h2HandlerBuffer - 1, h2HandlerBuffer, h2HandlerBuffer + 1, 3000, 12 << 10, h2Piece - 1, h2Piece, h2Piece + 1, 40000, 1 << 20}
+	for _, first := range sizes {
+		for _, second := range sizes {
+			for _, third := range sizes {
+				cw := &countingWriter{}
+				bw := bufio.NewWriterSize(cw, h2HandlerBuffer)
+				f := &h2Floor{}
+				for _, n := range []int{first, second, third} {
+					for n > 0 {
+						piece := f.pieceLen(n)
+						require.Positive(t, piece)
+						sent, after := h2BufferWrite(f.buffered, piece)
+						before := cw.n
+						_, err := bw.Write(buf[:piece])
+						require.NoError(t, err)
+						require.Equal(t, sent, cw.n-before, "sent by a write of %d with %d buffered (writes %v)", piece, f.buffered, []int{first, second, third})
+						require.Equal(t, after, bw.Buffered(), "buffered after a write of %d with %d buffered", piece, f.buffered)
+						require.LessOrEqual(t, sent, h2Piece)
+						f.buffered = after
+						n -= piece
+					}
+				}
+			}
+		}
 	}
 }
