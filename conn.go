@@ -48,6 +48,16 @@ type conn struct {
 	// reading, and the connection is reset rather than closed; see
 	// closeRWC.
 	resetOnClose atomic.Bool
+
+	// connSlot is the MaxConns limiter whose slot the connection holds,
+	// or nil. Set before serve starts; connSlotFreed is set when the slot
+	// is given back, on close or hijack (releaseConnSlot).
+	connSlot      *connLimiter
+	connSlotFreed atomic.Bool
+
+	// hs is the connection's MaxConcurrentHandshakes slot, used by its
+	// handshake only.
+	hs hsSlot
 }
 
 // newConn returns a connection for rwc, not yet tracked.
@@ -68,6 +78,7 @@ func (c *conn) setState(state http.ConnState, runHook bool) {
 		c.srv.trackConn(c, true)
 	case http.StateHijacked, http.StateClosed:
 		c.srv.trackConn(c, false)
+		c.releaseConnSlot()
 	}
 	c.curState.Store(uint64(time.Now().Unix())<<8 | uint64(state&0xff))
 	if !runHook {
@@ -197,8 +208,15 @@ func (c *conn) serve(ctx context.Context) {
 // reports whether it succeeded. Failures are logged, and plaintext HTTP
 // requests get net/http's 400 answer.
 func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
-	phaseDeadline(c.rwc, c.srv.tlsHandshakeTimeout())
-	if err := tc.HandshakeContext(ctx); err != nil {
+	timeout := c.srv.tlsHandshakeTimeout()
+	phaseDeadline(c.rwc, timeout)
+	// The MaxConcurrentHandshakes slot, if any, is taken once the
+	// ClientHello has arrived (see limitHandshakes) and given back by the
+	// end of the handshake at the latest.
+	ctx = c.handshakeContext(ctx, timeout)
+	err := tc.HandshakeContext(ctx)
+	c.hs.finish()
+	if err != nil {
 		// If the handshake failed due to the client not speaking TLS,
 		// assume they're speaking plaintext HTTP and write a 400 response
 		// on the TLS conn's underlying net.Conn.

@@ -270,6 +270,53 @@ type Server struct {
 	// most once an hour. With ErrorLog set, all these lines go to ErrorLog.
 	CertReloadInterval time.Duration
 
+	// MaxConns limits the connections the server holds open at once, over
+	// all its listeners. At the limit the accept loops stop accepting, so
+	// new connections wait in the kernel's listen backlog (a load balancer
+	// or client sees back-pressure, not a reset) until a connection ends;
+	// waiting never holds up Shutdown or Close. Every connection counts
+	// from its accept, through its TLS handshake, until it is closed: an
+	// HTTP/2 connection counts once, whatever its streams, and one handed
+	// to a TLSNextProto function counts until the function returns and
+	// the connection is closed. A hijacked connection stops counting when
+	// it is hijacked, since the handler then owns it. Each accept loop
+	// holds a slot for the connection it is about to accept, so with
+	// several listeners up to one slot per idle listener is reserved.
+	//
+	// Zero means a limit derived from the process's RLIMIT_NOFILE soft
+	// limit when serving starts: the limit less a quarter of it (at least
+	// 64 descriptors, at most half of them), left for the program's own
+	// files: listeners, log and certificate files, and what handlers open
+	// (a file served, a connection to a backend), so that at the limit the
+	// program can still open files and accept never fails with EMFILE.
+	// Go raises the soft limit to the hard limit at start-up on Unix, so
+	// with a hard limit of 1048576 the default is 786432, and with 1024 it
+	// is 768. Where there is no RLIMIT_NOFILE (Windows), zero means no
+	// limit. Negative means no limit. This field has no counterpart in
+	// net/http, which accepts connections until accept fails.
+	MaxConns int
+
+	// MaxConcurrentHandshakes limits the TLS handshakes that do their
+	// cryptography at once, so that a flood of new connections cannot
+	// starve requests on established ones: a handshake takes a slot once
+	// the client's ClientHello has arrived (clients that connect and send
+	// nothing hold none), and gives it back once the server has sent its
+	// handshake messages (TLS 1.3 without client certificates), or after
+	// at most 20 ms otherwise, since the server then waits for the client.
+	// Handshakes beyond the limit wait for a slot, within the handshake
+	// timeout (see TLSHandshakeTimeout), which bounds the wait and the
+	// handshake together; one still waiting then fails.
+	//
+	// Zero means runtime.GOMAXPROCS(0) when serving starts: a handshake's
+	// server work is CPU-bound (a signature, a key exchange), so more of
+	// them at once than there are processors to run them does not make
+	// handshakes faster, it only lengthens the run queue that requests on
+	// established connections wait in. Negative means no limit, as in
+	// net/http. The limit applies to connections served through ServeTLS
+	// and ListenAndServeTLS, whose TLS configuration httpsrv builds; it
+	// does not apply to TLS listeners given to Serve.
+	MaxConcurrentHandshakes int
+
 	inShutdown        atomic.Bool // true when server is in shutdown
 	disableKeepAlives atomic.Bool
 
@@ -296,6 +343,8 @@ type Server struct {
 	certs      []*certReloader // key pairs served from files, for ReloadCertificate
 
 	listenerGroup sync.WaitGroup
+
+	adm admission // MaxConns and MaxConcurrentHandshakes; see admission.go
 }
 
 // ListenAndServeTLS listens on the TCP network address srv.Addr and then
@@ -414,7 +463,23 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 	done := s.doneChan()
 	protos := s.protocols()
 	var delay time.Duration
+	// With MaxConns, the loop takes a connection slot before each Accept
+	// and hands it to the connection accepted; after an Accept error it
+	// keeps it for the next Accept.
+	limit := s.connLimit()
+	var slot *connLimiter // the slot held for the next Accept, if any
+	defer func() {
+		if slot != nil {
+			slot.release()
+		}
+	}()
 	for {
+		if limit != nil && slot == nil {
+			if !limit.acquire(s, done) {
+				return http.ErrServerClosed
+			}
+			slot = limit
+		}
 		rw, err := l.Accept()
 		if err != nil {
 			if s.shuttingDown() {
@@ -444,6 +509,7 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 			}
 		}
 		c := s.newConn(rw)
+		c.connSlot, slot = slot, nil        // released when c is closed or hijacked
 		c.setState(http.StateNew, runHooks) // before Serve can return
 		go c.serve(connCtx)
 	}

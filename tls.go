@@ -172,6 +172,8 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 			return ca.clientConfig(base), nil
 		}
 	}
+	// MaxConcurrentHandshakes: see limitHandshakes.
+	config.GetConfigForClient = s.limitHandshakes(config, config.GetConfigForClient)
 	return config, nil
 }
 

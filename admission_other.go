@@ -1,0 +1,11 @@
+//go:build !unix
+
+package httpsrv
+
+import "errors"
+
+// getRlimitNoFile reports that there is no RLIMIT_NOFILE outside Unix, so
+// that MaxConns has no default limit there.
+func getRlimitNoFile() (uint64, error) {
+	return 0, errors.New("no RLIMIT_NOFILE on this platform")
+}
