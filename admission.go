@@ -221,6 +221,11 @@ func (h *hsSlot) acquire(done <-chan struct{}) error {
 	}
 	h.held.Store(true)
 	h.lease = time.AfterFunc(h.lim.lease, h.release)
+	// Let the requests waiting on established connections go first: a
+	// slot given back wakes its next waiter ahead of every other runnable
+	// goroutine, and a chain of handshakes handing slots to each other
+	// would keep those requests waiting behind them. See yieldToNetwork.
+	yieldToNetwork()
 	return nil
 }
 

@@ -2,7 +2,12 @@
 
 package httpsrv
 
-import "syscall"
+import (
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+)
 
 // getRlimitNoFile returns the process's RLIMIT_NOFILE soft limit. The Go
 // runtime raises it to the hard limit when a program starts (os package,
@@ -13,4 +18,98 @@ func getRlimitNoFile() (uint64, error) {
 		return 0, err
 	}
 	return uint64(rl.Cur), nil
+}
+
+// netYielder parks a goroutine until the scheduler next polls the network;
+// see yieldToNetwork.
+type netYielder struct {
+	r, w *os.File
+	rc   syscall.RawConn // of r
+	wfd  int             // w's descriptor, non-blocking
+}
+
+// yielders is the free list of netYielders. Each is a pipe, used by one
+// goroutine at a time; there are never more in use than handshake slots
+// held at once, and at most cap(yielders) are kept for the process.
+var yielders = make(chan *netYielder, 16)
+
+// maxYieldWait bounds a yield, in case the poller's event is not seen.
+const maxYieldWait = 100 * time.Millisecond
+
+// yieldToNetwork lets the goroutines that are waiting for the network run
+// before the caller goes on. The Go scheduler polls the network only when
+// its run queues are empty, or every 10 ms from its monitor thread, and a
+// goroutine woken by a channel runs ahead of the queues (runtime.Gosched
+// puts it in a queue the scheduler also empties before polling). Under a
+// flood of handshakes the run queues never empty, and a request that
+// arrives on an established connection waits for the monitor's poll, then
+// behind the handshakes queued by then. Parking on a pipe that the caller
+// has just written to makes it runnable at the next network poll, with
+// the connections that became readable meanwhile, so that its handshake
+// is computed after the requests that were waiting. The cost is a write
+// and a read on a pipe. Without a pipe it yields with runtime.Gosched.
+func yieldToNetwork() {
+	var y *netYielder
+	select {
+	case y = <-yielders:
+	default:
+		y = newNetYielder()
+		if y == nil {
+			runtime.Gosched()
+			return
+		}
+	}
+	var b [1]byte
+	first, ok := true, false
+	y.r.SetReadDeadline(time.Now().Add(maxYieldWait))
+	err := y.rc.Read(func(fd uintptr) bool {
+		if first {
+			// Written here, after Read has reset the descriptor's
+			// readiness, so that the poller's event cannot be missed.
+			first = false
+			if _, err := syscall.Write(y.wfd, b[:]); err != nil {
+				return true
+			}
+			return false // park until the poller reports the byte
+		}
+		_, rerr := syscall.Read(int(fd), b[:])
+		ok = rerr == nil
+		return true
+	})
+	if err != nil || !ok {
+		y.close()
+		return
+	}
+	select {
+	case yielders <- y:
+	default:
+		y.close()
+	}
+}
+
+// newNetYielder returns a new pipe for yieldToNetwork, or nil.
+func newNetYielder() *netYielder {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil
+	}
+	y := &netYielder{r: r, w: w, wfd: -1}
+	rc, err := r.SyscallConn()
+	if err == nil {
+		y.rc = rc
+		var wrc syscall.RawConn
+		if wrc, err = w.SyscallConn(); err == nil {
+			err = wrc.Control(func(fd uintptr) { y.wfd = int(fd) })
+		}
+	}
+	if err != nil || y.wfd < 0 {
+		y.close()
+		return nil
+	}
+	return y
+}
+
+func (y *netYielder) close() {
+	y.r.Close()
+	y.w.Close()
 }
