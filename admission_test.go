@@ -458,3 +458,19 @@ func TestHandshakeSlotNotHeld(t *testing.T) {
 		})
 	}
 }
+
+// TestYieldToNetwork checks that yieldToNetwork returns, from many
+// goroutines at once, and keeps few pipes.
+func TestYieldToNetwork(t *testing.T) {
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				yieldToNetwork()
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	waitSignal(t, done, "the yields to return")
+}

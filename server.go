@@ -305,7 +305,10 @@ type Server struct {
 	// at most 20 ms otherwise, since the server then waits for the client.
 	// Handshakes beyond the limit wait for a slot, within the handshake
 	// timeout (see TLSHandshakeTimeout), which bounds the wait and the
-	// handshake together; one still waiting then fails.
+	// handshake together; one still waiting then fails. A handshake that
+	// gets a slot lets the requests already waiting on established
+	// connections run before it computes (Go's scheduler would otherwise
+	// run it first).
 	//
 	// Zero means runtime.GOMAXPROCS(0) when serving starts: a handshake's
 	// server work is CPU-bound (a signature, a key exchange), so more of
