@@ -129,8 +129,9 @@ func runMain(args []string) {
 					lat[k] = append(lat[k], res[i].Latencies...)
 					errs[k] += res[i].Errors
 					rate[k] += res[i].FloodRate / float64(*rounds)
-					log.Printf("round %d %-6s %-8s flood=%-5v p50 %8v p99 %8v requests %d errors %d handshakes/s %.0f",
-						r+1, cert, impl, flood, pct(res[i].Latencies, 50), pct(res[i].Latencies, 99), len(res[i].Latencies), res[i].Errors, res[i].FloodRate)
+					l := res[i].Latencies
+					log.Printf("round %d %-6s %-8s flood=%-5v p50 %s p90 %s p99 %s max %s requests %d errors %d handshakes/s %.0f",
+						r+1, cert, impl, flood, ms(pct(l, 50)), ms(pct(l, 90)), ms(pct(l, 99)), ms(pct(l, 100)), len(l), res[i].Errors, res[i].FloodRate)
 				}
 			}
 		}
