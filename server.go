@@ -288,7 +288,7 @@ type Server struct {
 	// 64 descriptors, at most half of them), left for the program's own
 	// files: listeners, log and certificate files, and what handlers open
 	// (a file served, a connection to a backend), so that at the limit the
-	// program can still open files and accept never fails with EMFILE.
+	// program can still open files and accept does not run into EMFILE.
 	// Go raises the soft limit to the hard limit at start-up on Unix, so
 	// with a hard limit of 1048576 the default is 786432, and with 1024 it
 	// is 768. Where there is no RLIMIT_NOFILE (Windows), zero means no
