@@ -1,0 +1,137 @@
+package httpsrv
+
+// Review 11: tests for defects found while reviewing issue 11 (items 1, 3,
+// 4, 5, 6). Each test fails on the code under review and describes the
+// scenario and the behaviour expected.
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"log"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
+)
+
+// TestReview11ClientCAFileTruncatedBundleReload: ClientCAFile holds two
+// CAs. The file is rewritten in place (os.WriteFile truncates and writes;
+// a config-management tool or `cat a b > ca.pem` does the same) and the
+// reload catches it half-written: the first CA's PEM block complete, the
+// second cut in the middle. x509.CertPool.AppendCertsFromPEM stops at the
+// broken block and reports success because one certificate parsed, so the
+// reloader serves a pool without the second CA: every client whose
+// certificate comes from it is refused, with nothing logged, until the
+// next check. For the key pair the README promises that "an invalid,
+// half-written ... one keeps the old pair"; a CA bundle with trailing
+// bytes that are not a complete PEM certificate must be rejected as
+// content too (keep the previous CAs, log once), not silently shrink the
+// trust store.
+func TestReview11ClientCAFileTruncatedBundleReload(t *testing.T) {
+	ca1, ca2 := newTestCA(t, "CA 1"), newTestCA(t, "CA 2")
+	dir := t.TempDir()
+	full := append(append([]byte{}, ca1.certPEM...), ca2.certPEM...)
+	file := writeTestFile(t, dir, "ca.pem", full)
+	clock, logs := newFakeClock(), new(logRecorder)
+	r, err := newCAReloader(file, -1, clock.Now, logs.logf)
+	require.NoError(t, err)
+	base := &tls.Config{}
+	trusts := func(ca *testPKI) bool {
+		return anyChainRootedIn([][]*x509.Certificate{{ca.cert}}, r.clientConfig(base).ClientCAs, clock.Now())
+	}
+	require.True(t, trusts(ca1))
+	require.True(t, trusts(ca2))
+
+	// Half-written: CA 1 complete, CA 2 cut in the middle of its base64.
+	half := full[:len(ca1.certPEM)+len(ca2.certPEM)/2]
+	writeTestFile(t, dir, "ca.pem", half)
+	reloadErr := r.reload()
+
+	assert.True(t, trusts(ca2), "a half-written ClientCAFile was served: clients of CA 2 are now refused (reload error %v; logs:\n%s)", reloadErr, logs)
+	assert.Error(t, reloadErr, "a half-written ClientCAFile reloaded without an error")
+}
+
+// TestReview11FailedReloadNeverRetriedWithoutChecks: CertReloadInterval is
+// negative (no automatic check) and renewals are applied by
+// ReloadCertificate from a SIGHUP handler, the workflow the docs suggest
+// ("ReloadCertificate still works"; certbot's deploy hook sends one
+// SIGHUP per renewal). The one reload fails for a reason the docs say is
+// retried: the key is not readable yet (EACCES, fixed by the hook's chown
+// a moment later), or the renewal's NotBefore is a few seconds ahead of
+// this host's clock ("refused until then, and served at the first check
+// after it"). ReloadCertificate's doc promises "a file that cannot be read
+// is then retried by the automatic check as a failed check is", but with
+// the check off nothing ever retries: nextReloadRetryDelay returns the
+// negative interval, no retry is scheduled, and the old certificate is
+// served until it expires although the renewal on disk is valid. Expected:
+// a failure that is to be retried is retried even when periodic checks
+// are off (schedule the back-off retry, or the NotBefore, on its own), or
+// the docs say that with checks off it is not.
+func TestReview11FailedReloadNeverRetriedWithoutChecks(t *testing.T) {
+	t.Run("EACCES fixed later", func(t *testing.T) {
+		f := newReloaderFixture(t, -1)
+		var failing atomic.Bool
+		failing.Store(true)
+		failFiles(f.r, "read", f.keyFile, syscall.EACCES, &failing)
+		next := f.ca.serverCert(t)
+		f.write(t, next.certPEM, next.keyPEM)
+		require.Error(t, f.r.reload())
+		failing.Store(false) // chown/chmod fixed
+
+		for range 10 {
+			f.clock.advance(maxReloadRetryDelay)
+			f.served(t)
+		}
+		assert.Equal(t, next.cert.SerialNumber, f.served(t),
+			"renewal never retried after an OS error with CertReloadInterval < 0; logs:\n%s", f.logs)
+	})
+	t.Run("NotBefore a little ahead", func(t *testing.T) {
+		f := newReloaderFixture(t, -1)
+		next := issueTestCert(t, f.ca, func(c *x509.Certificate) {
+			c.NotBefore = f.clock.Now().Add(5 * time.Second)
+			c.NotAfter = f.clock.Now().Add(90 * 24 * time.Hour)
+			c.DNSNames = []string{"localhost"}
+			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		})
+		f.write(t, next.certPEM, next.keyPEM)
+		require.Error(t, f.r.reload())
+
+		f.clock.advance(time.Hour)
+		for range 3 {
+			f.served(t)
+		}
+		assert.Equal(t, next.cert.SerialNumber, f.served(t),
+			"a renewal refused for a NotBefore 5 s ahead is never served with CertReloadInterval < 0; logs:\n%s", f.logs)
+	})
+}
+
+// TestReview11H2ProbeLogsToStdLogger: h2ProbeEngine serves one in-memory
+// HTTP/2 connection with a nil BaseConfig to see which x/net engine is in
+// use. With x/net's standalone server (Go 1.26, the http2legacy tag, an
+// older x/net) a nil BaseConfig means a zero http.Server, whose ErrorLog
+// is nil, so the probe connection logs through the standard logger
+// (log.Printf), bypassing Server.ErrorLog and Server.Logger. With
+// GODEBUG=http2debug=1 or 2 (or http2.VerboseLogs), which operators turn
+// on to debug their real connections, every process that serves HTTP/2
+// therefore writes "http2: server connection from pipe ..." and "client
+// pipe said hello" for a connection that never existed, to a logger the
+// server was told not to use (commit 130f4e7 says "the engine probe logs
+// nowhere"). Expected: the probe writes nothing to any log. Fails on
+// Go 1.26 (standalone engine); passes on Go 1.27's wrapper.
+func TestReview11H2ProbeLogsToStdLogger(t *testing.T) {
+	var buf syncBuffer
+	old, oldFlags := log.Writer(), log.Flags()
+	log.SetOutput(&buf)
+	defer func() { log.SetOutput(old); log.SetFlags(oldFlags) }()
+	oldVerbose := http2.VerboseLogs
+	http2.VerboseLogs = true // as GODEBUG=http2debug=1 sets it
+	defer func() { http2.VerboseLogs = oldVerbose }()
+
+	_, err := h2ProbeEngine(testTimeout())
+	require.NoError(t, err)
+	assert.Empty(t, buf.String(), "the HTTP/2 engine probe wrote to the standard logger")
+}
