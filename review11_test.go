@@ -8,6 +8,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"log"
+	"net/http"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -134,4 +136,34 @@ func TestReview11H2ProbeLogsToStdLogger(t *testing.T) {
 	_, err := h2ProbeEngine(testTimeout())
 	require.NoError(t, err)
 	assert.Empty(t, buf.String(), "the HTTP/2 engine probe wrote to the standard logger")
+}
+
+// TestReview11FailedServeTLSLeavesCAReloader: with ClientCAFile set,
+// serveTLSConfig registers the CA reloader (addCertReloader) before it
+// loads the certificate files. When that load fails (files not there yet,
+// a typo, a key that does not match), ServeTLS returns the error, but the
+// CA reloader stays registered although nothing serves with it. A program
+// that retries ServeTLS until its certificate appears (cert-manager has
+// not issued it yet) registers one more orphan per attempt; meanwhile
+// ReloadCertificate returns nil, as if a reload had taken place, instead
+// of ErrNoCertificateFiles, and every later ReloadCertificate re-reads
+// ClientCAFile once per orphan (and joins their errors). Expected: a
+// failed ServeTLS registers nothing; ReloadCertificate on a server that
+// serves nothing returns ErrNoCertificateFiles.
+func TestReview11FailedServeTLSLeavesCAReloader(t *testing.T) {
+	ca := newTestCA(t, "client CA")
+	dir := t.TempDir()
+	srv := &Server{
+		ClientCAFile: writeTestFile(t, dir, "ca.pem", ca.certPEM),
+		ErrorLog:     discardLogger(),
+	}
+	missing := filepath.Join(dir, "not-issued-yet.crt")
+	for range 3 {
+		err := srv.ServeTLS(localListener(t), missing, missing)
+		require.Error(t, err)
+		require.NotErrorIs(t, err, http.ErrServerClosed)
+	}
+	assert.Empty(t, srv.certReloaders(), "failed ServeTLS calls left reloaders registered")
+	assert.ErrorIs(t, srv.ReloadCertificate(), ErrNoCertificateFiles,
+		"ReloadCertificate reports success on a server that serves nothing")
 }
