@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"log"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"sync/atomic"
@@ -166,4 +167,39 @@ func TestReview11FailedServeTLSLeavesCAReloader(t *testing.T) {
 	assert.Empty(t, srv.certReloaders(), "failed ServeTLS calls left reloaders registered")
 	assert.ErrorIs(t, srv.ReloadCertificate(), ErrNoCertificateFiles,
 		"ReloadCertificate reports success on a server that serves nothing")
+}
+
+// TestReview11TransientOSErrorLoggedAsError: a check lands in the middle
+// of a routine renewal and hits one of the transient errors certreload.go
+// itself lists as expected ("ENOENT in the middle of a swap"; EMFILE for a
+// moment in a connection flood). The retry a second later loads the
+// renewal. The reloader has logged "certificate reload failed" at
+// slog.LevelError on the first failure, before any retry: a routine,
+// self-healing renewal trips error alerting, which is what issue 11 item 1
+// set out to stop ("today routine renewals trip error alerting").
+// Expected: an OS error is logged at ERROR only once it has persisted
+// (e.g. past the first retries, or for as long as a check interval), at
+// most WARN/INFO before; a renewal served on the first retry logs no
+// ERROR.
+func TestReview11TransientOSErrorLoggedAsError(t *testing.T) {
+	const interval = 10 * time.Second
+	for _, errno := range []syscall.Errno{syscall.ENOENT, syscall.EMFILE} {
+		t.Run(errnoNames[errno], func(t *testing.T) {
+			f := newReloaderFixture(t, interval)
+			var failing atomic.Bool
+			failing.Store(true)
+			failFiles(f.r, "stat", f.certFile, errno, &failing)
+			next := f.ca.serverCert(t)
+			f.write(t, next.certPEM, next.keyPEM)
+
+			f.clock.advance(interval)
+			assert.Equal(t, f.first.cert.SerialNumber, f.served(t)) // the check hits the error
+			failing.Store(false)                                    // the swap completes
+			f.clock.advance(minReloadRetryDelay)
+			require.Equal(t, next.cert.SerialNumber, f.served(t), "not served on the first retry; logs:\n%s", f.logs)
+
+			assert.Zero(t, f.logs.countAt(slog.LevelError, ""),
+				"a renewal served on the first retry logged an ERROR; logs:\n%s", f.logs)
+		})
+	}
 }
