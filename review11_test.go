@@ -203,3 +203,46 @@ func TestReview11TransientOSErrorLoggedAsError(t *testing.T) {
 		})
 	}
 }
+
+// TestReview11NotYetValidRenewalRefusedWhileServingExpired: the served
+// certificate has already expired (the renewal is late: every client now
+// rejects the server), and the renewal finally arrives with a NotBefore a
+// little ahead of this host's clock (this host's clock is behind the
+// CA's, or the issuer sets NotBefore to the issuance time). applyPairLocked
+// refuses it whenever a certificate is being served ("the one served is
+// better, even expired") and keeps serving the expired one until the
+// first check after NotBefore. An expired certificate is rejected by
+// every client, while the renewal is accepted by every client whose clock
+// has passed NotBefore (all of them, if this host's clock is the one
+// behind), so the refusal prolongs a full outage. Expected: when the
+// certificate served has expired, a not-yet-valid renewal (which does not
+// expire sooner) is served at once, with the not-valid-yet error logged,
+// as at startup where there is nothing else to serve.
+func TestReview11NotYetValidRenewalRefusedWhileServingExpired(t *testing.T) {
+	ca := newTestCA(t, "late CA")
+	now := time.Now()
+	expired := issueTestCert(t, ca, func(c *x509.Certificate) {
+		c.NotBefore = now.Add(-48 * time.Hour)
+		c.NotAfter = now.Add(-time.Hour)
+		c.DNSNames = []string{"localhost"}
+	})
+	renewal := issueTestCert(t, ca, func(c *x509.Certificate) {
+		c.NotBefore = now.Add(30 * time.Second)
+		c.NotAfter = now.Add(90 * 24 * time.Hour)
+		c.DNSNames = []string{"localhost"}
+	})
+	dir := t.TempDir()
+	certFile := writeTestFile(t, dir, "tls.crt", expired.certPEM)
+	keyFile := writeTestFile(t, dir, "tls.key", expired.keyPEM)
+	clock, logs := newFakeClock(), new(logRecorder)
+	r, err := newCertReloader(certFile, keyFile, 10*time.Second, clock.Now, logs.logf)
+	require.NoError(t, err)
+
+	writeTestFile(t, dir, "tls.crt", renewal.certPEM)
+	writeTestFile(t, dir, "tls.key", renewal.keyPEM)
+	reloadErr := r.reload()
+	cert, err := r.GetCertificate(&tls.ClientHelloInfo{ServerName: "localhost"})
+	require.NoError(t, err)
+	assert.Equal(t, renewal.cert.SerialNumber, cert.Leaf.SerialNumber,
+		"an expired certificate is still served in preference to its renewal valid in 30 s (reload error: %v); logs:\n%s", reloadErr, logs)
+}
