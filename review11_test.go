@@ -5,6 +5,7 @@ package httpsrv
 // scenario and the behaviour expected.
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"log"
@@ -245,4 +246,87 @@ func TestReview11NotYetValidRenewalRefusedWhileServingExpired(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, renewal.cert.SerialNumber, cert.Leaf.SerialNumber,
 		"an expired certificate is still served in preference to its renewal valid in 30 s (reload error: %v); logs:\n%s", reloadErr, logs)
+}
+
+// blockingHandler is a slog.Handler whose Handle, once armed, signals
+// entered and waits for release.
+type blockingHandler struct {
+	armed    atomic.Bool
+	entered  chan struct{}
+	release  chan struct{}
+	inFlight atomic.Bool
+	records  atomic.Int64
+}
+
+func (h *blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *blockingHandler) Handle(context.Context, slog.Record) error {
+	if h.armed.CompareAndSwap(true, false) {
+		h.inFlight.Store(true)
+		close(h.entered)
+		<-h.release
+		h.inFlight.Store(false)
+	}
+	h.records.Add(1)
+	return nil
+}
+func (h *blockingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *blockingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestReview11HandshakeSummaryTimerOutlivesClose: the handshake-error
+// summary timer fires as Close runs. The timer's function takes the
+// pending summary under the log's lock (due) and then writes it with the
+// lock released; Close's flush (close) then finds nothing pending and
+// Close returns while the timer is still writing the summary to the
+// caller's Logger/ErrorLog. The README and flushHandshakeErrors promise
+// that Shutdown/Close flush and stop the timer, "so that ... no timer
+// outlives the server"; here a record is written after Close returned,
+// to a sink the program may be closing (a log file closed after Close, a
+// t.Log-backed logger in a test that has ended, which panics). Expected:
+// Close (and Shutdown) wait for a summary a timer has already taken, so
+// that no handshake record is written after they return.
+func TestReview11HandshakeSummaryTimerOutlivesClose(t *testing.T) {
+	h := &blockingHandler{entered: make(chan struct{}), release: make(chan struct{})}
+	srv := &Server{Logger: slog.New(h)}
+	clock, timers := useFakeTimers(t, srv)
+
+	srv.logHandshakeError("192.0.2.1:1", errReset) // logged at once
+	clock.advance(10 * time.Second)
+	srv.logHandshakeError("192.0.2.2:2", errReset) // held; timer armed
+	require.Len(t, timers.armed(), 1)
+	clock.advance(50 * time.Second)
+
+	h.armed.Store(true)
+	fired := make(chan struct{})
+	go func() {
+		defer close(fired)
+		timers.fire(0) // the timer fires as Close is called
+	}()
+	select {
+	case <-h.entered:
+	case <-time.After(testTimeout()):
+		t.Fatal("the timer did not log its summary")
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- srv.Close() }()
+	var closeReturnedFirst bool
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+		closeReturnedFirst = h.inFlight.Load()
+	case <-time.After(200 * time.Millisecond):
+		// Close waits for the summary in flight: the expected behaviour.
+	}
+	close(h.release)
+	<-fired
+	if !closeReturnedFirst {
+		select {
+		case err := <-closed:
+			require.NoError(t, err)
+		case <-time.After(testTimeout()):
+			t.Fatal("Close did not return")
+		}
+	}
+	assert.False(t, closeReturnedFirst,
+		"Close returned while the summary timer was still writing to the Logger; records written: %d", h.records.Load())
 }
