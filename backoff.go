@@ -188,10 +188,11 @@ type acceptErrorLog struct {
 	shed   uint64    // connections shed since then, not yet logged
 }
 
-// acceptSummary is what one line reports besides its own error.
+// acceptSummary is what one line reports besides its own error: what
+// happened since the previous line.
 type acceptSummary struct {
-	errors uint64        // earlier back-off errors not yet logged
-	shed   uint64        // connections shed and not yet logged, this round's included
+	errors uint64        // back-off errors not logged
+	shed   uint64        // connections shed
 	period time.Duration // since the previous line; zero for the first
 }
 
@@ -200,14 +201,17 @@ func (s acceptSummary) empty() bool { return s.errors == 0 && s.shed == 0 }
 // record notes a back-off error at now, after which shed connections were
 // closed, and returns the summary to log with it if a line is due: the
 // first error, or the first after acceptErrorLogInterval since the last
-// line.
+// line. The connections shed after an error logged are reported by the
+// next line, so that the first line is net/http's own.
 func (a *acceptErrorLog) record(now time.Time, shed int) (acceptSummary, bool) {
-	a.shed += uint64(shed)
 	if !a.last.IsZero() && now.Sub(a.last) < acceptErrorLogInterval {
 		a.errors++
+		a.shed += uint64(shed)
 		return acceptSummary{}, false
 	}
-	return a.take(now), true
+	sum := a.take(now)
+	a.shed = uint64(shed)
+	return sum, true
 }
 
 // pending reports whether errors or shed connections wait for a line.
@@ -241,7 +245,6 @@ type acceptLoop struct {
 	retries int             // acceptRetry errors since the last success
 	log     acceptErrorLog
 	reserve fdReserve
-	now     func() time.Time
 }
 
 // newAcceptLoop returns the error handling for an accept loop on raw
@@ -249,7 +252,7 @@ type acceptLoop struct {
 // reserve descriptor when raw allows shedding; when descriptors are short
 // already, the loop starts without it and takes it later.
 func (s *Server) newAcceptLoop(raw net.Listener, done <-chan struct{}) *acceptLoop {
-	a := &acceptLoop{s: s, done: done, raw: raw, now: time.Now}
+	a := &acceptLoop{s: s, done: done, raw: raw}
 	if canShed(raw) {
 		a.reserve.init()
 	}
@@ -281,7 +284,7 @@ func (a *acceptLoop) handle(err error) error {
 		a.s.acceptCounts.shedConns.Add(uint64(shed))
 	}
 	a.delay = nextAcceptDelay(a.delay)
-	if sum, ok := a.log.record(a.now(), shed); ok {
+	if sum, ok := a.log.record(time.Now(), shed); ok {
 		a.s.logAcceptError(err, a.delay, sum)
 	}
 	a.s.acceptCounts.backoffWaits.Add(1)
@@ -302,7 +305,7 @@ func (a *acceptLoop) accepted() {
 func (a *acceptLoop) recovered() {
 	a.delay, a.retries = 0, 0
 	a.reserve.retake()
-	if sum, ok := a.log.tail(a.now(), false); ok {
+	if sum, ok := a.log.tail(time.Now(), false); ok {
 		a.s.logAcceptTail(sum)
 	}
 }
@@ -311,7 +314,7 @@ func (a *acceptLoop) recovered() {
 // calls it when the loop ends.
 func (a *acceptLoop) close() {
 	a.reserve.close()
-	if sum, ok := a.log.tail(a.now(), true); ok {
+	if sum, ok := a.log.tail(time.Now(), true); ok {
 		a.s.logAcceptTail(sum)
 	}
 }

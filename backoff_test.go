@@ -226,14 +226,17 @@ func TestAcceptErrorLogRate(t *testing.T) {
 		period time.Duration
 	}
 	steps := []step{
-		{at: 0, op: "record", due: true},                  // the first error: at once
+		{at: 0, op: "record", shed: 4, due: true},         // the first error: at once, in net/http's line
+		{at: time.Millisecond, op: "tail"},                // the 4 shed wait for the next line
 		{at: 5 * time.Millisecond, op: "record", shed: 3}, // within the second: counted
 		{at: 15 * time.Millisecond, op: "record"},
 		{at: 500 * time.Millisecond, op: "tail"}, // recovered, but within the second
-		{at: time.Second, op: "record", shed: 2, due: true, errors: 2, shedN: 5, period: time.Second},
+		// Due: reports what came since the first line; the connections
+		// shed after this error go to the next line.
+		{at: time.Second, op: "record", shed: 2, due: true, errors: 2, shedN: 7, period: time.Second},
 		{at: 1100 * time.Millisecond, op: "record"},
 		{at: 1999 * time.Millisecond, op: "tail"},
-		{at: 2 * time.Second, op: "tail", due: true, errors: 1, period: time.Second},
+		{at: 2 * time.Second, op: "tail", due: true, errors: 1, shedN: 2, period: time.Second},
 		{at: 2100 * time.Millisecond, op: "close"}, // nothing pending
 		{at: 2200 * time.Millisecond, op: "record"},
 		{at: 2300 * time.Millisecond, op: "close", due: true, errors: 1, period: 300 * time.Millisecond},

@@ -339,12 +339,20 @@ func TestFDExhaustion(t *testing.T) {
 	// client is closed promptly.
 	cpu0, waits0, t0 := cpuTime(t, p.pid), st.AcceptBackoffWaits, time.Now()
 	window := time.NewTimer(time.Second) // a measurement window, not a wait for an event
-	for i := range 5 {
-		c, o, err := floodConn(t, p.addr, prompt)
-		if c != nil {
-			held = append(held, c)
+	const late = 5
+	for range late {
+		go func() {
+			begin := time.Now()
+			c, o, err := floodConn(t, p.addr, prompt)
+			results <- result{c, o, err, time.Since(begin)}
+		}()
+	}
+	for range late {
+		r := <-results
+		if r.c != nil {
+			held = append(held, r.c)
 		}
-		assert.Equal(t, floodEOF, o, "new client %d at EMFILE: %v", i, err)
+		assert.Equal(t, floodEOF, r.outcome, "new client at EMFILE, after %v: %v", r.took.Round(time.Millisecond), r.err)
 	}
 	<-window.C
 	cpu, elapsed := cpuTime(t, p.pid)-cpu0, time.Since(t0)
@@ -400,4 +408,180 @@ func waitStats(t testing.TB, p *serverProcess, what string, cond func(acceptStat
 		require.True(t, time.Now().Before(deadline), "waiting for %s: stats %+v", what, st)
 		<-tick.C
 	}
+}
+
+// TestShedPending checks what a shed connection's client sees: an
+// orderly close (EOF), promptly, even when it had sent bytes the server
+// never read; and that shedding never waits for a connection.
+func TestShedPending(t *testing.T) {
+	ln := localListener(t)
+	const tlsClients = 3
+	handshakes := make(chan error, tlsClients)
+	for range tlsClients {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout()) // queued by the kernel
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		tc := tls.Client(c, tlsClientConfig(t))
+		tc.SetDeadline(time.Now().Add(testTimeout()))
+		go func() { handshakes <- tc.Handshake() }()
+	}
+	plain, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout())
+	require.NoError(t, err)
+	t.Cleanup(func() { plain.Close() })
+	_, err = io.WriteString(plain, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	require.NoError(t, err)
+
+	assert.Equal(t, tlsClients+1, shedPending(ln, 100))
+	for range tlsClients {
+		err := <-handshakes
+		assert.ErrorIs(t, err, io.EOF, "a TLS client sees EOF during the handshake")
+	}
+	plain.SetDeadline(time.Now().Add(testTimeout()))
+	n, err := plain.Read(make([]byte, 1))
+	assert.Zero(t, n)
+	assert.Equal(t, io.EOF, err, "the plaintext client's unread request must not turn the close into a reset")
+
+	assert.Zero(t, shedPending(ln, 100), "nothing pending: returns at once")
+	assert.Zero(t, shedPending(newFaultListener(), 100), "a listener without a descriptor")
+}
+
+// devNullFDs counts the process's descriptors open on /dev/null.
+func devNullFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && target == "/dev/null" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAcceptReserve checks that each accept loop over a socket holds one
+// reserve descriptor while it runs and closes it when Serve returns,
+// whichever way it ends, and that a loop that cannot shed holds none.
+func TestAcceptReserve(t *testing.T) {
+	tests := []struct {
+		name    string
+		serve   func(*Server, net.Listener) error
+		stop    func(*Server, net.Listener) error
+		reserve int
+	}{
+		{"ServeTLS, Close", func(s *Server, ln net.Listener) error { return s.ServeTLS(ln, testCertFile, testKeyFile) },
+			func(s *Server, _ net.Listener) error { return s.Close() }, 1},
+		{"ServeTLS, Shutdown", func(s *Server, ln net.Listener) error { return s.ServeTLS(ln, testCertFile, testKeyFile) },
+			func(s *Server, _ net.Listener) error { return s.Shutdown(context.Background()) }, 1},
+		{"Serve, listener closed", (*Server).Serve, func(_ *Server, ln net.Listener) error { return ln.Close() }, 1},
+		{"Serve over a TLS listener", func(s *Server, ln net.Listener) error {
+			cert, _ := testCertificate(t)
+			return s.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}))
+		}, func(s *Server, _ net.Listener) error { return s.Close() }, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := devNullFDs(t)
+			accepted := make(chan struct{}, 1)
+			srv := &Server{ErrorLog: discardLogger(), ConnState: func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					select {
+					case accepted <- struct{}{}:
+					default:
+					}
+				}
+			}}
+			ln := localListener(t)
+			errc := make(chan error, 1)
+			go func() { errc <- tt.serve(srv, ln) }()
+			// The reserve is taken before the first Accept; a connection
+			// accepted shows the loop is past that point.
+			c, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout())
+			require.NoError(t, err)
+			select {
+			case <-accepted:
+			case <-time.After(testTimeout()):
+				t.Fatal("the connection was not accepted")
+			}
+			c.Close()
+			assert.Equal(t, base+tt.reserve, devNullFDs(t), "while serving")
+			require.NoError(t, tt.stop(srv, ln))
+			select {
+			case err := <-errc:
+				require.Error(t, err)
+			case <-time.After(testTimeout()):
+				t.Fatal("Serve did not return")
+			}
+			assert.Equal(t, base, devNullFDs(t), "after Serve returned")
+			require.NoError(t, srv.Close())
+		})
+	}
+}
+
+// emfileListener is a real TCP listener whose first Accept calls fail
+// with EMFILE, as at the descriptor limit.
+type emfileListener struct {
+	*net.TCPListener
+	mu     sync.Mutex
+	emfile int
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	fail := l.emfile > 0
+	l.emfile--
+	l.mu.Unlock()
+	if fail {
+		return nil, acceptOpError(syscall.EMFILE)
+	}
+	return l.TCPListener.Accept()
+}
+
+// TestAcceptShedInLoop runs the accept loop on a real listener whose
+// Accept fails with EMFILE once: the loop gives up its reserve, closes the
+// connections waiting in the queue (their clients read EOF), takes the
+// reserve again, counts and logs it, and serves the next client.
+func TestAcceptShedInLoop(t *testing.T) {
+	ln := &emfileListener{TCPListener: localListener(t).(*net.TCPListener), emfile: 1}
+	const queued = 3
+	var clients []net.Conn
+	for range queued {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout())
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		clients = append(clients, c)
+	}
+	base := devNullFDs(t)
+	logger, logs := newTestLogger()
+	srv := &Server{ErrorLog: logger, Handler: http.HandlerFunc(helloHandler), Protocols: h1Only()}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	for i, c := range clients {
+		c.SetDeadline(time.Now().Add(testTimeout()))
+		n, err := c.Read(make([]byte, 1))
+		assert.Zero(t, n)
+		assert.Equal(t, io.EOF, err, "queued client %d", i)
+	}
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(testTimeout()))
+	_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "hello\n", string(body))
+	assert.Equal(t, base+1, devNullFDs(t), "the reserve is held again")
+	assert.Equal(t, acceptStats{AcceptErrorsBackoff: 1, AcceptBackoffWaits: 1, AcceptShedConns: queued}, srv.acceptStats())
+
+	require.NoError(t, srv.Close())
+	require.Equal(t, http.ErrServerClosed, <-errc)
+	assert.Equal(t, base, devNullFDs(t), "the reserve is closed")
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	require.Len(t, lines, 2, "%q", lines)
+	assert.Equal(t, "http: Accept error: accept tcp 127.0.0.1:443: accept4: too many open files; retrying in 5ms", lines[0])
+	assert.Regexp(t, `^http: Accept error: in the last \S+: 3 pending connections closed unserved$`, lines[1])
 }
