@@ -291,6 +291,10 @@ func (a *acceptLoop) handle(err error) error {
 	if !waitOrDone(a.delay, a.done) {
 		return http.ErrServerClosed
 	}
+	// A loop that started without its reserve, or lost it to another
+	// goroutine while shedding, takes it when descriptors allow, even if it
+	// then waits in Accept for a long time.
+	a.reserve.retake()
 	return nil
 }
 

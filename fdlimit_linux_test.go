@@ -40,6 +40,8 @@ const (
 //	release  closes the descriptors taken; replies with how many
 //	stats    replies "<backoff errors> <retried> <waits> <shed>"
 //	fds      replies with the number of open descriptors
+//	reserves replies with the number of reserve descriptors held: those
+//	         open on /dev/null, less those open before Serve and those taken
 func helperFDMode(t *testing.T, srv tlsServer) func(line string) (string, bool) {
 	none := func(string) (string, bool) { return "", false }
 	v := os.Getenv(helperNoFileEnv)
@@ -55,6 +57,7 @@ func helperFDMode(t *testing.T, srv tlsServer) func(line string) (string, bool) 
 
 	var mu sync.Mutex
 	var taken []int
+	devNullBefore := 0 // set before the reserves are taken
 	if os.Getenv(helperExhaustEnv) == "1" {
 		var arrived sync.WaitGroup
 		arrived.Add(2) // the attack and probe listeners
@@ -65,6 +68,7 @@ func helperFDMode(t *testing.T, srv tlsServer) func(line string) (string, bool) 
 			once.Do(func() {
 				mu.Lock()
 				defer mu.Unlock()
+				devNullBefore = devNullFDs(t)
 				for {
 					fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 					if err != nil {
@@ -93,6 +97,10 @@ func helperFDMode(t *testing.T, srv tlsServer) func(line string) (string, bool) 
 				st = s.acceptStats()
 			}
 			return fmt.Sprintf("%d %d %d %d", st.AcceptErrorsBackoff, st.AcceptErrorsRetried, st.AcceptBackoffWaits, st.AcceptShedConns), true
+		case "reserves":
+			mu.Lock()
+			defer mu.Unlock()
+			return strconv.Itoa(devNullFDs(t) - devNullBefore - len(taken)), true
 		case "fds":
 			ents, err := os.ReadDir("/proc/self/fd")
 			if err != nil {
@@ -392,6 +400,19 @@ func TestFDExhaustion(t *testing.T) {
 	}
 	st = p.stats(t)
 	t.Logf("accept stats: %+v", st)
+
+	// Both accept loops hold their reserve again, the probe listener's too,
+	// which started without one and never accepted a connection.
+	deadline = time.Now().Add(within)
+	for {
+		line, err := p.command("reserves")
+		require.NoError(t, err)
+		if line == "2" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "reserves held by the server: %s, want 2", line)
+		<-tick.C
+	}
 }
 
 // waitStats polls the child's accept counters until cond holds.
