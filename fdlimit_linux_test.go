@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -391,6 +392,13 @@ func TestFDExhaustion(t *testing.T) {
 	}
 	closedAt := time.Now()
 	k, err := dialKeepAlive(ctx, t, p.addr)
+	if errors.Is(err, io.EOF) {
+		// A round that began at EMFILE just before the flood's descriptors
+		// were freed may still shed a client arriving then; the next
+		// round cannot.
+		t.Logf("the first client after the flood was shed; again")
+		k, err = dialKeepAlive(ctx, t, p.addr)
+	}
 	require.NoError(t, err, "a new client after the flood")
 	k.c.Close()
 	t.Logf("recovery: flood closed on the server %v after release, new client served %v after that (%v in all)",
@@ -573,8 +581,9 @@ func TestAcceptShedInLoop(t *testing.T) {
 		clients = append(clients, c)
 	}
 	base := devNullFDs(t)
-	logger, logs := newTestLogger()
-	srv := &Server{ErrorLog: logger, Handler: http.HandlerFunc(helloHandler), Protocols: h1Only()}
+	logs := &notifyWriter{written: make(chan struct{})}
+	logged := logs.written
+	srv := &Server{ErrorLog: log.New(logs, "", 0), Handler: http.HandlerFunc(helloHandler), Protocols: h1Only()}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 
@@ -583,6 +592,13 @@ func TestAcceptShedInLoop(t *testing.T) {
 		n, err := c.Read(make([]byte, 1))
 		assert.Zero(t, n)
 		assert.Equal(t, io.EOF, err, "queued client %d", i)
+	}
+	// A client that came before the shedding round ended would be shed
+	// too: wait for its end, which the error's line follows.
+	select {
+	case <-logged:
+	case <-time.After(testTimeout()):
+		t.Fatal("the accept error was not logged")
 	}
 	c, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout())
 	require.NoError(t, err)
@@ -605,4 +621,17 @@ func TestAcceptShedInLoop(t *testing.T) {
 	require.Len(t, lines, 2, "%q", lines)
 	assert.Equal(t, "http: Accept error: accept tcp 127.0.0.1:443: accept4: too many open files; retrying in 5ms", lines[0])
 	assert.Regexp(t, `^http: Accept error: in the last \S+: 3 pending connections closed unserved$`, lines[1])
+}
+
+// notifyWriter is a syncBuffer that closes written at the first write.
+type notifyWriter struct {
+	syncBuffer
+	once    sync.Once
+	written chan struct{}
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	n, err := w.syncBuffer.Write(p)
+	w.once.Do(func() { close(w.written) })
+	return n, err
 }
