@@ -140,6 +140,7 @@ func TestHelperServerProcess(t *testing.T) {
 	default:
 		t.Fatalf("unknown %s=%q", helperServerEnv, kind)
 	}
+	fdCommand := helperFDMode(t, srv) // the descriptor-limit mode; see fdlimit_linux_test.go
 	served := make(chan error, 2)
 	for _, ln := range []net.Listener{attackLn, probeLn} {
 		go func() { served <- srv.ServeTLS(ln, testCertFile, testKeyFile) }()
@@ -173,6 +174,8 @@ serve:
 			}
 			if line == "counts" {
 				fmt.Printf("%scounts %d %d\n", helperPrefix, cc.opened.Load(), cc.shut.Load())
+			} else if reply, ok := fdCommand(line); ok {
+				fmt.Printf("%s%s %s\n", helperPrefix, line, reply)
 			}
 		case <-sigs:
 			break serve
@@ -200,6 +203,7 @@ serve:
 // TestHelperServerProcess.
 type serverProcess struct {
 	name      string // "httpsrv" or "net/http"
+	pid       int
 	addr      string // the attack listener's address
 	probeAddr string // the probe listener's address
 
@@ -213,12 +217,13 @@ type serverProcess struct {
 
 // startServerProcess starts a child process serving the zero-config server
 // kind ("httpsrv" or "net/http") with the named handler, and waits for its
-// addresses. Cleanup closes its stdin, waits for it to exit and fails the
-// test unless it exited 0 (its own test, leak check included, passed).
-func startServerProcess(t testing.TB, kind, handler string) *serverProcess {
+// addresses; env adds variables to its environment. Cleanup closes its
+// stdin, waits for it to exit and fails the test unless it exited 0 (its
+// own test, leak check included, passed).
+func startServerProcess(t testing.TB, kind, handler string, env ...string) *serverProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServerProcess$", "-test.count=1", "-test.timeout=1h")
-	cmd.Env = append(os.Environ(), helperServerEnv+"="+kind, helperHandlerEnv+"="+handler)
+	cmd.Env = append(append(os.Environ(), helperServerEnv+"="+kind, helperHandlerEnv+"="+handler), env...)
 	p := &serverProcess{name: kind, replies: make(chan string, 16), out: new(syncBuffer), exited: make(chan error, 1)}
 	cmd.Stderr = p.out
 	stdin, err := cmd.StdinPipe()
@@ -227,6 +232,7 @@ func startServerProcess(t testing.TB, kind, handler string) *serverProcess {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
+	p.pid = cmd.Process.Pid
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {

@@ -284,6 +284,9 @@ type Server struct {
 	// handshake_errors.go.
 	hsErrs handshakeErrorLog
 
+	// acceptCounts counts the accept loops' errors; see backoff.go.
+	acceptCounts acceptCounters
+
 	// mu guards the fields below it.
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
@@ -413,24 +416,22 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 	ctx := s.baseContext(orig)
 	done := s.doneChan()
 	protos := s.protocols()
-	var delay time.Duration
+	al := s.newAcceptLoop(orig, done) // see backoff.go
+	defer al.close()
 	for {
 		rw, err := l.Accept()
 		if err != nil {
 			if s.shuttingDown() {
 				return http.ErrServerClosed
 			}
-			if !isTemporaryAcceptError(err) {
+			// Classified in backoff.go: back off (EMFILE and the like),
+			// retry at once (ECONNABORTED and the like), or end Serve.
+			if err := al.handle(err); err != nil {
 				return err
-			}
-			delay = nextAcceptDelay(delay)
-			s.logf("http: Accept error: %v; retrying in %v", err, delay)
-			if !waitOrDone(delay, done) {
-				return http.ErrServerClosed
 			}
 			continue
 		}
-		delay = 0
+		al.accepted()
 		if wantsPrefaceConn(rw, protos) {
 			// Unencrypted HTTP/2: serve looks for the client preface;
 			// see prefaceConn.
