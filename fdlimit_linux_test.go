@@ -581,8 +581,8 @@ func TestAcceptShedInLoop(t *testing.T) {
 		clients = append(clients, c)
 	}
 	base := devNullFDs(t)
-	logs := &notifyWriter{written: make(chan struct{})}
-	logged := logs.written
+	logs := &notifyWriter{wrote: make(chan struct{}, 1)}
+	logged := logs.wrote
 	srv := &Server{ErrorLog: log.New(logs, "", 0), Handler: http.HandlerFunc(helloHandler), Protocols: h1Only()}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -621,17 +621,4 @@ func TestAcceptShedInLoop(t *testing.T) {
 	require.Len(t, lines, 2, "%q", lines)
 	assert.Equal(t, "http: Accept error: accept tcp 127.0.0.1:443: accept4: too many open files; retrying in 5ms", lines[0])
 	assert.Regexp(t, `^http: Accept error: in the last \S+: 3 pending connections closed unserved$`, lines[1])
-}
-
-// notifyWriter is a syncBuffer that closes written at the first write.
-type notifyWriter struct {
-	syncBuffer
-	once    sync.Once
-	written chan struct{}
-}
-
-func (w *notifyWriter) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
-	w.once.Do(func() { close(w.written) })
-	return n, err
 }
