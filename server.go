@@ -133,7 +133,9 @@ type Server struct {
 
 	// ErrorLog specifies an optional logger for errors accepting connections,
 	// unexpected behavior from handlers, and underlying FileSystem errors.
-	// If nil, logging is done via the log package's standard logger.
+	// When set, it receives net/http's own lines. If nil, the server logs
+	// through Logger, or slog.Default() if Logger is nil too (net/http
+	// uses the log package's standard logger).
 	ErrorLog *log.Logger
 
 	// BaseContext optionally specifies a function that returns the base
