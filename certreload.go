@@ -338,9 +338,13 @@ func (r *certReloader) checkLocked() {
 		pending := !r.notBefore.IsZero() && !r.now().Before(r.notBefore)
 		if st.equal(r.stamp) && !pending {
 			// The files are as they were at the last verdict on their
-			// content: a retry has nothing left to retry.
-			r.retry = 0
-			r.failingSince = time.Time{}
+			// content: a retry has nothing left to retry, and an OS
+			// error that comes back is logged again.
+			if r.retry > 0 {
+				r.retry = 0
+				r.failingSince = time.Time{}
+				r.lastErr = ""
+			}
 			r.warnExpiryLocked(false)
 			return
 		}
