@@ -252,24 +252,34 @@ type Server struct {
 	// CertReloadInterval is how often the certificate and key files given
 	// to ServeTLS or ListenAndServeTLS, and ClientCAFile, are checked for a
 	// renewed pair or new CAs. Zero means DefaultCertReloadInterval;
-	// negative turns the automatic check off (ReloadCertificate still
-	// works).
+	// negative turns the automatic check off: ReloadCertificate still
+	// works, and the retries below of a failed load, and the load of a
+	// renewal refused until its NotBefore, are still made by the first
+	// handshake once due, but unchanged files are never checked.
 	//
 	// A check is made by the first TLS handshake after the interval; it
 	// stats the files and loads them if they changed (path, inode, size,
 	// mode, modification or change time). A renewal that is rejected for
 	// its content (it does not parse, the key does not match, it has
-	// expired) is logged once as an error and not tried again until the
-	// files change; one whose NotBefore is in the future is refused until
-	// then, and served at the first check after it. A load that fails for
-	// another reason (permission denied, too many open files, an I/O error
-	// on network storage, a file missing in the middle of a swap) is
-	// retried after a second, then two, four and so on, up to the interval
-	// or a minute, whichever is shorter, and logged once. A successful
-	// reload is logged at slog.LevelInfo. When the certificate served has
-	// less than a quarter of its lifetime (at most seven days) left and no
-	// newer one can be loaded, checks log a warning (slog.LevelWarn), at
-	// most once an hour. With ErrorLog set, all these lines go to ErrorLog.
+	// expired while the one served has not; a ClientCAFile without a
+	// certificate, or with anything but complete PEM blocks, as when it
+	// is caught half-written) is logged once as an error and not tried
+	// again until the files change. A renewal whose NotBefore is in the
+	// future is refused until then, and served at the first check after
+	// it (without automatic checks, the first handshake after it); if the
+	// certificate served has expired, it is served at once, with an error
+	// logged. A load that fails for another reason
+	// (permission denied, too many open files, an I/O error on network
+	// storage, a file missing in the middle of a swap) is retried after a
+	// second, then two, four and so on, up to the interval or a minute,
+	// whichever is shorter; it is logged once as a warning
+	// (slog.LevelWarn), and once as an error if it still fails a minute
+	// after the first failure. A successful reload is logged at
+	// slog.LevelInfo. When the certificate served has less than a quarter
+	// of its lifetime (at most seven days) left and no newer one can be
+	// loaded, or one just loaded is that close to expiry, checks log a
+	// warning (slog.LevelWarn), at most once an hour. With ErrorLog set,
+	// all these lines go to ErrorLog.
 	CertReloadInterval time.Duration
 
 	inShutdown        atomic.Bool // true when server is in shutdown
