@@ -243,3 +243,44 @@ var (
 	_ sync.Mutex
 	_ = http2.ErrCodeNo
 )
+
+// TestReview2BodyFloorCutsIdleStreamingRequest: on HTTP/2 a request body
+// is often a message stream rather than an upload: gRPC served through
+// ServeHTTP (client-streaming and bidirectional RPCs), Connect streams,
+// any full-duplex exchange where the client sends a message when it has
+// one. Between messages the handler waits in Body.Read, and the floor
+// counts that wait as the client trickling: after the grace period
+// (plus the few bytes received at the floor rate) the read fails with
+// os.ErrDeadlineExceeded and the stream is lost, although the client is
+// healthy and every message arrived at once. net/http's HTTP/2 server,
+// which httpsrv claims to replace drop-in, serves such streams for as
+// long as they last. The README promises that an SSE stream with long
+// quiet gaps is never cut; the same quiet gap on the request side is.
+//
+// Scenario: a client sends a 100-byte message, pauses for three grace
+// periods (a deliberately slow client), then sends a second one and ends
+// the stream. Expected: the handler reads both messages without error.
+func TestReview2BodyFloorCutsIdleStreamingRequest(t *testing.T) {
+	results := make(chan h2FloorResult, 1)
+	srv := &Server{
+		ErrorLog: discardLogger(), MinRequestBodyRate: testFloor, MinRateGracePeriod: testGrace,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			n, err := io.Copy(io.Discard, r.Body)
+			results <- h2FloorResult{n, err, time.Since(start)}
+		}),
+	}
+	addr := startTLS(t, srv)
+	c := dialH2Floor(t, addr, 65535)
+	c.request(1, "POST", "/", 200, honestRate)
+	msg := make([]byte, 100)
+	require.NoError(t, c.write(func() error { return c.fr.WriteData(1, false, msg) }))
+	time.Sleep(3 * testGrace) // the client has nothing to send for a while
+	// The stream may have been reset meanwhile; the write still succeeds.
+	require.NoError(t, c.write(func() error { return c.fr.WriteData(1, true, msg) }))
+	res := waitH2FloorResult(t, results)
+	t.Logf("handler: %d bytes in %v, err %v", res.n, res.elapsed.Round(time.Millisecond), res.err)
+	assert.NoError(t, res.err, "the floor cut a healthy streaming request during a quiet gap")
+	assert.Equal(t, int64(200), res.n)
+	shutdownPromptly(t, srv)
+}
