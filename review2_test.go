@@ -284,3 +284,46 @@ func TestReview2BodyFloorCutsIdleStreamingRequest(t *testing.T) {
 	assert.Equal(t, int64(200), res.n)
 	shutdownPromptly(t, srv)
 }
+
+// TestReview2BodyFloorFastStartBuysLongStall: for writes the floor cuts a
+// large operation into 16 KiB pieces, so that "a stream stalled after a
+// fast start is cut after at most the grace period plus h2Piece at the
+// floor". Reads get no such cap: h2FloorBody.Read allows grace +
+// len(p)/floor, although a Read returns as soon as any DATA is there, so
+// len(p) says nothing about how long the client may take. A handler that
+// reads with a large buffer (io.Copy into a file through a 1 MiB buffer,
+// io.ReadAll once the body has grown) lets a client that sent fast stall
+// for as long as its credit lasts: after a 1 MiB burst at the default
+// 240 B/s that is 5 s + 1 MiB / 240 B/s, about 73 minutes, with one
+// handler goroutine and up to 1 MiB of buffered body held per stream.
+//
+// Scenario (test floor 200 KiB/s, grace 0.5 s): the handler reads with a
+// 4 MiB buffer; the client sends 1 MiB of a 4 MiB body fast, then stops.
+// Expected: the read is cut within the grace period plus one piece at the
+// floor after the stall, as a write would be. Observed: it waits for the
+// whole credit (grace + 1 MiB at the floor, about 5.6 s here).
+func TestReview2BodyFloorFastStartBuysLongStall(t *testing.T) {
+	results := make(chan h2FloorResult, 1)
+	srv := &Server{
+		ErrorLog: discardLogger(), MinRequestBodyRate: testFloor, MinRateGracePeriod: testGrace,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			// Neither side may be a ReaderFrom/WriterTo, or CopyBuffer ignores
+			// the buffer (io.Discard is an io.ReaderFrom with 8 KiB reads).
+			n, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, struct{ io.Reader }{r.Body}, make([]byte, 4<<20))
+			results <- h2FloorResult{n, err, time.Since(start)}
+		}),
+	}
+	addr := startTLS(t, srv)
+	c := dialH2Floor(t, addr, 65535)
+	const size, burst = 4 << 20, 1 << 20
+	c.request(1, "POST", "/", size, honestRate)
+	require.NoError(t, c.sendBody(1, size, 64*honestRate, burst))
+	stalled := time.Now()
+	res := waitH2FloorResult(t, results)
+	cut := time.Since(stalled)
+	t.Logf("handler: %d bytes, err %v; cut %v after the client stalled", res.n, res.err, cut.Round(time.Millisecond))
+	assert.Error(t, res.err)
+	assert.Less(t, cut, maxCut(), "a stalled upload was kept for its whole credit: the fast start bought the stall")
+	shutdownPromptly(t, srv)
+}
