@@ -327,3 +327,76 @@ func TestReview2BodyFloorFastStartBuysLongStall(t *testing.T) {
 	assert.Less(t, cut, maxCut(), "a stalled upload was kept for its whole credit: the fast start bought the stall")
 	shutdownPromptly(t, srv)
 }
+
+// TestReview2NoResetAfterClientReset: finish() sets the stream's write
+// deadline for the server's last flush whenever bytes are buffered, even
+// if the stream is already closed. When the client has cancelled the
+// request (RST_STREAM CANCEL, what browsers send on every navigation away
+// or aborted fetch), closeStream has already stopped the stream's timers;
+// SetWriteDeadline's message then finds no timer (without WriteTimeout)
+// and arms a new one on the closed stream, which nothing stops. When it
+// fires, grace + buffered/floor later, onWriteTimeout queues a
+// StreamError, and x/net writes RST_STREAM even on closed streams: the
+// server answers the client's RST_STREAM with a RST_STREAM
+// (INTERNAL_ERROR) seconds later, which RFC 9113 5.4.2 forbids ("MUST NOT
+// send a RST_STREAM frame in response to a RST_STREAM frame"), and keeps
+// a timer and the dead stream alive for that long per cancelled request.
+// With the floors off (and with net/http) nothing is sent.
+//
+// Expected: no frame on the stream after the client reset it.
+func TestReview2NoResetAfterClientReset(t *testing.T) {
+	wrote := make(chan struct{})
+	returned := make(chan struct{})
+	srv := &Server{
+		ErrorLog: discardLogger(), MinResponseRate: testFloor, MinRateGracePeriod: testGrace,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer close(returned)
+			w.Write(make([]byte, 100)) // stays in the server's buffer
+			close(wrote)
+			select {
+			case <-r.Context().Done(): // the client cancelled
+			case <-time.After(testTimeout()):
+			}
+		}),
+	}
+	addr := startTLS(t, srv)
+	c := dialH2Floor(t, addr, 65535)
+	c.request(1, "GET", "/", -1, honestRate)
+	select {
+	case <-wrote:
+	case <-time.After(testTimeout()):
+		t.Fatal("the handler did not run")
+	}
+	require.NoError(t, c.write(func() error { return c.fr.WriteRSTStream(1, http2.ErrCodeCancel) }))
+	select {
+	case <-returned:
+	case <-time.After(testTimeout()):
+		t.Fatal("the handler did not see the cancellation")
+	}
+	// Nothing is expected on stream 1 any more: wait, bounded, for the
+	// RST_STREAM the stray deadline would send (grace + 100 bytes at the
+	// floor after the handler returned).
+	got := review2WaitWithin(c, 4*testGrace+testTimeout()/10, func() bool { return c.streams[1].reset })
+	st := c.stream(1)
+	t.Logf("client: %+v", st)
+	assert.False(t, got, "the server sent RST_STREAM (%v) on a stream the client had reset", st.code)
+}
+
+// review2WaitWithin is h2FloorClient.waitFor with a bound of d, for
+// waiting on something that is expected not to happen.
+func review2WaitWithin(c *h2FloorClient, d time.Duration, cond func() bool) bool {
+	deadline := time.After(d)
+	for {
+		c.mu.Lock()
+		ok, ended, ch := cond(), c.readErr != nil, c.changed
+		c.mu.Unlock()
+		if ok || ended {
+			return ok
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			return false
+		}
+	}
+}
