@@ -1,0 +1,150 @@
+package httpsrv
+
+// Graceful drain of idle HTTP/1 connections.
+//
+// HTTP/1.1 has no way to tell a client that an idle connection is about to
+// close, so closing one races a client that is sending a request on it at
+// that moment: the request is lost, and for a POST the client cannot know
+// whether to send it again. net/http's Server.Shutdown (and
+// SetKeepAlivesEnabled(false)) closes idle connections from another
+// goroutine (closeIdleConns), and so loses such requests; a connection that
+// has received part of its next request is idle too until the request's
+// head has been read, and is closed with those bytes unread, which resets
+// it.
+//
+// httpsrv lets each idle HTTP/1 connection's own goroutine decide instead,
+// so nothing else closes it under a request. Once keep-alives are over, the
+// connection stays open until it has been idle for idleDrainPeriod (or
+// longer already): a request that arrives meanwhile is answered, with
+// Connection: close, and the connection then closes as any connection that
+// the server closes after a response. A connection that stayed idle through
+// the period is closed with a lingering close: close_notify (a FIN on
+// plaintext) first, then what the client still sends is read and discarded
+// for at most rstAvoidanceDelay, until the client closes its side, so that
+// no request byte is left unread to make the kernel reset the connection.
+// Shutdown waits for those closes as for the ones it starts itself, and
+// cuts them short when its context ends.
+
+import (
+	"context"
+	"time"
+)
+
+// idleDrainPeriod is how long an idle HTTP/1 connection must have been idle
+// before Shutdown or SetKeepAlivesEnabled(false) closes it. A client that
+// uses the connection sends its next request about one round trip, plus
+// its own turnaround, after the last response went out; 500 ms covers
+// intercontinental round trips (up to about 300 ms) with room to spare, the
+// scale net/http also gives a client to finish sending before a close (its
+// rstAvoidanceDelay). A connection idle for longer is taken to be parked in
+// a client's pool: it is closed at once. The cost is at most this much
+// more time in Shutdown after the last request, and only when a
+// connection was in use within it. Shutdown's context bounds it further;
+// see boundDrain.
+const idleDrainPeriod = 500 * time.Millisecond
+
+// boundDrain makes the drain of idle connections end, at the latest, half
+// way between now and ctx's deadline, if it has one, so that the closes
+// have the other half to finish and Shutdown can still return nil. The
+// first Shutdown's bound holds.
+func (s *Server) boundDrain(ctx context.Context) {
+	if dl, ok := ctx.Deadline(); ok {
+		now := time.Now()
+		s.drainLimit.CompareAndSwap(0, now.Add(dl.Sub(now)/2).UnixNano())
+	}
+}
+
+// drainEnd returns when the drain of a connection idle since idleStart
+// ends.
+func (s *Server) drainEnd(idleStart time.Time) time.Time {
+	end := idleStart.Add(idleDrainPeriod)
+	if l := s.drainLimit.Load(); l != 0 && l < end.UnixNano() {
+		return time.Unix(0, l)
+	}
+	return end
+}
+
+// drainIdle wakes the connection's goroutine if it is waiting for the next
+// request, so that it sees that keep-alives are over and starts its drain.
+// It may be called with s.mu held: the lock order is s.mu, then cr.mu.
+func (h *h1conn) drainIdle() {
+	// Taking the lock orders this wake after the waiter's check of
+	// doKeepAlives, or the check sees keep-alives off: no wake is lost.
+	h.cr.mu.Lock()
+	h.cr.mu.Unlock()
+	h.cr.cond.Broadcast()
+}
+
+// ensureBackgroundRead starts a background read unless one is under way or
+// its byte is waiting. Called by the owner between requests.
+func (cr *connReader) ensureBackgroundRead() {
+	cr.mu.Lock()
+	busy := cr.inRead || cr.hasByte || cr.released || cr.stopped
+	cr.mu.Unlock()
+	if !busy {
+		cr.startBackgroundRead()
+	}
+}
+
+// waitIdle waits for the background read that is the wait for the next
+// request to end, and returns the error that ended it, if any. idleLimit
+// is the idle deadline in force (zero for none). While keep-alives are on
+// nothing else changes; once they are off, the read deadline is moved to
+// the end of the drain period, if that is sooner, and draining is true.
+func (cr *connReader) waitIdle(idleStart, idleLimit time.Time) (draining bool, err error) {
+	srv := cr.h.srv
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	for cr.bgRead {
+		if !draining && !srv.doKeepAlives() {
+			draining = true
+			if end := srv.drainEnd(idleStart); idleLimit.IsZero() || end.Before(idleLimit) {
+				cr.h.dl.setRead(end)
+			}
+			continue // the read may have ended meanwhile
+		}
+		cr.cond.Wait()
+	}
+	err = cr.bgErr
+	cr.bgErr = nil
+	return draining, err
+}
+
+// closeDrained closes a connection that stayed idle through its drain
+// period, with the lingering close of closeWriteAndWait, as one of the
+// closes Shutdown waits for and cuts short when its context ends (see
+// startCloseLocked). If Close is closing the connection already, it is
+// left to it.
+func (h *h1conn) closeDrained() {
+	done := h.srv.closingSelf(h.c)
+	if done == nil {
+		return
+	}
+	defer done()
+	h.closeWriteAndWait()
+	h.c.closeRWC()
+}
+
+// closingSelf moves c, whose own goroutine is about to close it, from the
+// tracked connections to those being closed, and returns the function to
+// call when the close has ended; nil if c is no longer tracked (Close is
+// closing it).
+func (s *Server) closingSelf(c *conn) (done func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.activeConn[c]; !ok {
+		return nil
+	}
+	delete(s.activeConn, c)
+	if s.closing == nil {
+		s.closing = make(map[*conn]chan struct{})
+	}
+	ch := make(chan struct{})
+	s.closing[c] = ch
+	return func() {
+		s.mu.Lock()
+		delete(s.closing, c)
+		s.mu.Unlock()
+		close(ch)
+	}
+}
