@@ -45,12 +45,20 @@ const idleDrainPeriod = 500 * time.Millisecond
 
 // boundDrain makes the drain of idle connections end, at the latest, half
 // way between now and ctx's deadline, if it has one, so that the closes
-// have the other half to finish and Shutdown can still return nil. The
-// first Shutdown's bound holds.
+// have the other half to finish and Shutdown can still return nil. Of
+// several Shutdown calls, the earliest bound holds.
 func (s *Server) boundDrain(ctx context.Context) {
-	if dl, ok := ctx.Deadline(); ok {
-		now := time.Now()
-		s.drainLimit.CompareAndSwap(0, now.Add(dl.Sub(now)/2).UnixNano())
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return
+	}
+	now := time.Now()
+	limit := now.Add(dl.Sub(now) / 2).UnixNano()
+	for {
+		old := s.drainLimit.Load()
+		if old != 0 && old <= limit || s.drainLimit.CompareAndSwap(old, limit) {
+			return
+		}
 	}
 }
 
@@ -69,8 +77,11 @@ func (s *Server) drainEnd(idleStart time.Time) time.Time {
 // It may be called with s.mu held: the lock order is s.mu, then cr.mu.
 func (h *h1conn) drainIdle() {
 	// Taking the lock orders this wake after the waiter's check of
-	// doKeepAlives, or the check sees keep-alives off: no wake is lost.
+	// doKeepAlives (the waiter holds the lock from the check until
+	// cond.Wait releases it), or the check sees keep-alives off: no wake
+	// is lost.
 	h.cr.mu.Lock()
+	//lint:ignore SA2001 the critical section is the ordering barrier above
 	h.cr.mu.Unlock()
 	h.cr.cond.Broadcast()
 }
@@ -91,17 +102,20 @@ func (cr *connReader) ensureBackgroundRead() {
 // is the idle deadline in force (zero for none). While keep-alives are on
 // nothing else changes; once they are off, the read deadline is moved to
 // the end of the drain period, if that is sooner, and draining is true.
+// Each wake (drainIdle) looks again, for a later Shutdown whose context
+// bounds the drain more.
 func (cr *connReader) waitIdle(idleStart, idleLimit time.Time) (draining bool, err error) {
 	srv := cr.h.srv
+	limit := idleLimit
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	for cr.bgRead {
-		if !draining && !srv.doKeepAlives() {
+		if !srv.doKeepAlives() {
 			draining = true
-			if end := srv.drainEnd(idleStart); idleLimit.IsZero() || end.Before(idleLimit) {
+			if end := srv.drainEnd(idleStart); limit.IsZero() || end.Before(limit) {
+				limit = end
 				cr.h.dl.setRead(end)
 			}
-			continue // the read may have ended meanwhile
 		}
 		cr.cond.Wait()
 	}

@@ -7,6 +7,9 @@ package httpsrv
 //
 //   - A request read after shutdown started is answered, with
 //     "Connection: close"; net/http drops it without a word.
+//   - Shutdown and SetKeepAlivesEnabled(false) do not close an idle
+//     connection from another goroutine, under a client that may be
+//     sending on it: the connection drains and closes itself (drain.go).
 //   - An HTTP/1.0 client is never told "Connection: keep-alive" on a
 //     connection about to close, and never gets 1xx responses (RFC 9110
 //     §15.2); net/http does both.
@@ -623,19 +626,6 @@ func (cr *connReader) abortPendingRead() {
 		cr.cond.Wait()
 	}
 	cr.h.dl.setRead(time.Time{})
-}
-
-// waitBackgroundRead waits for a background read to end, and returns the
-// error that ended it, if any.
-func (cr *connReader) waitBackgroundRead() error {
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	for cr.bgRead {
-		cr.cond.Wait()
-	}
-	err := cr.bgErr
-	cr.bgErr = nil
-	return err
 }
 
 // release makes reads pass straight through, once a handler that

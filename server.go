@@ -28,6 +28,9 @@
 //     up on private copies.
 //   - A TLS handshake is always bounded in time, even on the zero Server.
 //   - Shutdown and Close interrupt the accept back-off at once.
+//   - Shutdown does not close an idle HTTP/1 connection under a request
+//     arriving on it: idle connections drain for up to 500 ms, and a
+//     request that arrives meanwhile is answered with "Connection: close".
 //   - The functions passed to [Server.RegisterOnShutdown] run once, however
 //     many times Shutdown is called.
 //
