@@ -158,6 +158,7 @@ func (s *Server) closingSelf(c *conn) (done func()) {
 	return func() {
 		s.mu.Lock()
 		delete(s.closing, c)
+		s.closeEndedLocked()
 		s.mu.Unlock()
 		close(ch)
 	}

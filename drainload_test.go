@@ -187,11 +187,11 @@ func drainRawH1(addr string, pool *x509.CertPool, stopping *atomic.Bool, until t
 	return res
 }
 
-// drainGoClient makes requests through c, GETs and POSTs in turn, until
-// one is refused after stopping was set. A request counts as refused when
+// drainGoClient makes requests through c, which speaks HTTP/proto, GETs
+// and POSTs in turn, until one is refused after stopping was set. A request counts as refused when
 // the connection it needed could not be made (Go's client retries the
 // requests a GOAWAY says were not processed on a new connection).
-func drainGoClient(c *http.Client, url string, stopping *atomic.Bool, until time.Time) drainCount {
+func drainGoClient(c *http.Client, proto int, url string, stopping *atomic.Bool, until time.Time) drainCount {
 	var res drainCount
 	want := map[string]string{"GET": "ok:0", "POST": "ok:" + strconv.Itoa(len(drainBody))}
 	for i := 0; time.Now().Before(until); i++ {
@@ -222,7 +222,7 @@ func drainGoClient(c *http.Client, url string, stopping *atomic.Bool, until time
 			var b []byte
 			b, err = io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if err == nil && (resp.ProtoMajor != 2 || string(b) != want[method]) {
+			if err == nil && (resp.ProtoMajor != proto || string(b) != want[method]) {
 				err = fmt.Errorf("%s: status %d, body %q", resp.Proto, resp.StatusCode, b)
 			}
 		}
@@ -286,8 +286,8 @@ type drainRow struct {
 // for httpsrv and net/http in turn, each zero-config in a child process
 // (TestHelperServerProcess) that calls Shutdown on SIGTERM. The load:
 // drainRawConns raw HTTP/1.1 keep-alive connections sending POSTs back to
-// back and Go's HTTP/2 client (drainGoWorkers goroutines, GETs and POSTs)
-// on one listener; h2load over HTTP/2 and over HTTP/1.1 (POSTs) on the
+// back, and Go's client over HTTP/1.1 and over HTTP/2 (drainGoWorkers
+// goroutines each, GETs and POSTs) on one listener; h2load over HTTP/2 and over HTTP/1.1 (POSTs) on the
 // other, when it is installed. SIGTERM goes after drainBeforeStop. Each
 // request is counted as answered (success), refused (the connection it
 // needed could not be made: the listener had closed) or lost (sent on an
@@ -340,7 +340,7 @@ func drainLoadRun(t *testing.T, kind, h2load, bodyFile string) []drainRow {
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var raw, goH2 drainCount
+	var raw, goH1, goH2 drainCount
 	_, pool := testCertificate(t)
 	for range drainRawConns {
 		wg.Go(func() {
@@ -350,14 +350,21 @@ func drainLoadRun(t *testing.T, kind, h2load, bodyFile string) []drainRow {
 			mu.Unlock()
 		})
 	}
-	c := newClient(t, true)
-	for range drainGoWorkers {
-		wg.Go(func() {
-			r := drainGoClient(c, "https://"+p.addr+"/", &stopping, until)
-			mu.Lock()
-			goH2.add(r)
-			mu.Unlock()
-		})
+	for _, h2 := range []bool{false, true} {
+		c := newClient(t, h2)
+		c.Transport.(*http.Transport).MaxIdleConnsPerHost = drainGoWorkers
+		proto, counts := 1, &goH1
+		if h2 {
+			proto, counts = 2, &goH2
+		}
+		for range drainGoWorkers {
+			wg.Go(func() {
+				r := drainGoClient(c, proto, "https://"+p.addr+"/", &stopping, until)
+				mu.Lock()
+				counts.add(r)
+				mu.Unlock()
+			})
+		}
 	}
 	type h2loadRun struct {
 		res h2loadResult
@@ -397,11 +404,12 @@ func drainLoadRun(t *testing.T, kind, h2load, bodyFile string) []drainRow {
 	wg.Wait()
 
 	rows := []drainRow{
-		{server: kind, client: "raw HTTP/1.1 POST", drainCount: raw,
-			note: fmt.Sprintf("server answered %d", n[1])},
+		{server: kind, client: "raw HTTP/1.1 POST", drainCount: raw},
+		{server: kind, client: "Go HTTP/1.1 GET+POST", drainCount: goH1},
 		{server: kind, client: "Go HTTP/2 GET+POST", drainCount: goH2,
 			note: fmt.Sprintf("server answered %d", n[2])},
 	}
+	rows[0].note = fmt.Sprintf("server answered %d HTTP/1.1 requests for both", n[1])
 	for _, h1 := range []bool{false, true} {
 		ch, ok := h2loadOut[h1]
 		if !ok {

@@ -293,6 +293,7 @@ type Server struct {
 	listeners  map[*net.Listener]struct{}
 	activeConn map[*conn]struct{}
 	closing    map[*conn]chan struct{} // untracked connections being closed; see startCloseLocked
+	closeWake  chan struct{}           // tells Shutdown a close has ended; see closeEndedLocked
 	onShutdown []func()
 	ranHooks   bool            // the onShutdown funcs have been started
 	done       chan struct{}   // closed when shutdown starts; created lazily
@@ -574,6 +575,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	linked := s.linked
+	if s.closeWake == nil {
+		s.closeWake = make(chan struct{}, 1)
+	}
+	closeWake := s.closeWake
 	s.mu.Unlock()
 	linkedDone := make(chan error, 1)
 	go func() { linkedDone <- shutdownAll(ctx, linked) }()
@@ -605,6 +610,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.finishClosing(ctx.Done())
 			return ctx.Err()
 		case <-timer.C:
+		case <-closeWake:
+			// Look again now; the poll interval keeps growing.
 		}
 	}
 }
@@ -787,9 +794,20 @@ func (s *Server) startCloseLocked(c *conn) {
 		c.closeFromServer()
 		s.mu.Lock()
 		delete(s.closing, c)
+		s.closeEndedLocked()
 		s.mu.Unlock()
 		close(done)
 	}()
+}
+
+// closeEndedLocked wakes a Shutdown waiting for the server to become
+// quiescent when a close it waits for ends, so that it need not wait for
+// its next poll (up to 500 ms later). It requires that s.mu is held.
+func (s *Server) closeEndedLocked() {
+	select {
+	case s.closeWake <- struct{}{}:
+	default:
+	}
 }
 
 // finishClosing waits until the closes in progress have ended or stop is
