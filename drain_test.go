@@ -169,6 +169,33 @@ func TestDrainAnswersRequestAtShutdown(t *testing.T) {
 	})
 }
 
+// TestDrainKeepAlivesDisabled checks that SetKeepAlivesEnabled(false)
+// drains idle HTTP/1 connections as Shutdown does: a request sent on a
+// connection just used, right after the call, is answered with
+// Connection: close instead of meeting a connection closed under it.
+func TestDrainKeepAlivesDisabled(t *testing.T) {
+	srv := &Server{Handler: drainHandler(nil, nil)}
+	addr := startTLS(t, srv)
+	c := dialTLS(t, addr, "http/1.1")
+	c.SetDeadline(time.Now().Add(testTimeout()))
+	br := bufio.NewReader(c)
+	_, err := io.WriteString(c, drainPost)
+	require.NoError(t, err)
+	resp, _, err := readOne(br, "POST")
+	require.NoError(t, err)
+	require.False(t, resp.Close)
+
+	srv.SetKeepAlivesEnabled(false)
+	_, err = io.WriteString(c, drainPost)
+	require.NoError(t, err)
+	resp, body, err := readOne(br, "POST")
+	require.NoError(t, err, "the request was lost")
+	assert.Equal(t, "ok:x", body)
+	assert.True(t, resp.Close, "Connection: close")
+	_, err = br.ReadByte()
+	assert.ErrorIs(t, err, io.EOF, "the connection must end with a clean close")
+}
+
 // idleClose is how the server closed an idle connection, as the client saw
 // it.
 type idleClose struct {
