@@ -27,6 +27,7 @@ package httpsrv
 
 import (
 	"context"
+	"net"
 	"time"
 )
 
@@ -62,14 +63,52 @@ func (s *Server) boundDrain(ctx context.Context) {
 	}
 }
 
-// drainEnd returns when the drain of a connection idle since idleStart
-// ends.
-func (s *Server) drainEnd(idleStart time.Time) time.Time {
-	end := idleStart.Add(idleDrainPeriod)
+// drainEnd returns when a drain that would end at end ends, given
+// Shutdown's bound.
+func (s *Server) drainEnd(end time.Time) time.Time {
 	if l := s.drainLimit.Load(); l != 0 && l < end.UnixNano() {
 		return time.Unix(0, l)
 	}
 	return end
+}
+
+// newConnGrace is how long a new connection may take to send its first
+// request before a drain closes it: net/http's closeIdleConns counts a
+// connection in StateNew as idle after five seconds, so Shutdown waits
+// that long for a first request.
+const newConnGrace = 5 * time.Second
+
+// waitFirstRequest waits, under the header deadline, for the first bytes
+// of the connection's first request, as waitNextRequest waits for the
+// next ones: on a background read, so that Shutdown can drain a new
+// connection as it drains an idle one, instead of closing it from another
+// goroutine with request bytes unread (net/http closes a connection still
+// in StateNew after five seconds, whatever it has received). It reports
+// whether a request may follow.
+func (h *h1conn) waitFirstRequest() bool {
+	srv := h.srv
+	h.cr.ensureBackgroundRead() // clears the read deadline
+	start := time.Now()
+	headLimit := h.c.headDeadline
+	if headLimit.IsZero() {
+		if d := srv.readHeaderTimeout(); d > 0 {
+			headLimit = start.Add(d)
+		}
+	}
+	h.dl.setRead(headLimit)
+	draining, err := h.cr.waitIdle(start.Add(newConnGrace), headLimit)
+	if err != nil && h.bufr.Buffered() == 0 {
+		if ne, ok := err.(net.Error); ok && draining && ne.Timeout() {
+			h.closeDrained()
+		}
+		return false
+	}
+	if draining {
+		// Request bytes have arrived: the head is read under its own
+		// deadline, not the drain's.
+		h.dl.setRead(headLimit)
+	}
+	return true
 }
 
 // drainIdle wakes the connection's goroutine if it is waiting for the next
@@ -97,14 +136,14 @@ func (cr *connReader) ensureBackgroundRead() {
 	}
 }
 
-// waitIdle waits for the background read that is the wait for the next
-// request to end, and returns the error that ended it, if any. idleLimit
-// is the idle deadline in force (zero for none). While keep-alives are on
-// nothing else changes; once they are off, the read deadline is moved to
-// the end of the drain period, if that is sooner, and draining is true.
+// waitIdle waits for the background read that is the wait for a request
+// to end, and returns the error that ended it, if any. idleLimit is the
+// read deadline in force (zero for none). While keep-alives are on nothing
+// else changes; once they are off, the read deadline is moved to drainAt,
+// or Shutdown's bound (drainEnd), if that is sooner, and draining is true.
 // Each wake (drainIdle) looks again, for a later Shutdown whose context
 // bounds the drain more.
-func (cr *connReader) waitIdle(idleStart, idleLimit time.Time) (draining bool, err error) {
+func (cr *connReader) waitIdle(drainAt, idleLimit time.Time) (draining bool, err error) {
 	srv := cr.h.srv
 	limit := idleLimit
 	cr.mu.Lock()
@@ -112,7 +151,7 @@ func (cr *connReader) waitIdle(idleStart, idleLimit time.Time) (draining bool, e
 	for cr.bgRead {
 		if !srv.doKeepAlives() {
 			draining = true
-			if end := srv.drainEnd(idleStart); limit.IsZero() || end.Before(limit) {
+			if end := srv.drainEnd(drainAt); limit.IsZero() || end.Before(limit) {
 				limit = end
 				cr.h.dl.setRead(end)
 			}

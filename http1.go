@@ -256,10 +256,8 @@ func (h *h1conn) handlerPanicked(v any) {
 // serve is the request loop.
 func (h *h1conn) serve(ctx context.Context) {
 	c, srv := h.c, h.srv
-	if dl := c.headDeadline; !dl.IsZero() {
-		h.dl.setRead(dl)
-	} else {
-		h.dl.readAfter(srv.readHeaderTimeout())
+	if !h.waitFirstRequest() {
+		return
 	}
 	for {
 		w, err := h.readRequest(ctx)
@@ -346,7 +344,7 @@ func (h *h1conn) waitNextRequest() bool {
 	// A read error (the client half-closed, say) ends the connection
 	// once the requests it already sent are answered: as in net/http, it
 	// only cancelled the connection's context.
-	draining, err := h.cr.waitIdle(idleStart, idleLimit)
+	draining, err := h.cr.waitIdle(idleStart.Add(idleDrainPeriod), idleLimit)
 	if err != nil && h.bufr.Buffered() == 0 {
 		if ne, ok := err.(net.Error); ok && draining && ne.Timeout() {
 			// Idle through the drain period (not closed by the client).

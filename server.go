@@ -749,11 +749,12 @@ func (s *Server) closeIdleConns() bool {
 	quiescent := true
 	for c := range s.activeConn {
 		st, unixSec := c.getState()
-		if h := c.h1.Load(); h != nil && st == http.StateIdle && unixSec != 0 {
-			// An idle HTTP/1 connection closes itself once it has
-			// been idle through the drain period, answering any
-			// request that arrives meanwhile (drain.go); it is not
-			// closed under a client that is sending.
+		if h := c.h1.Load(); h != nil && (st == http.StateIdle && unixSec != 0 || st == http.StateNew) {
+			// An idle or new HTTP/1 connection closes itself once it
+			// has been idle through the drain period (five seconds
+			// for a new one, as below), answering any request that
+			// arrives meanwhile (drain.go); it is not closed under a
+			// client that is sending.
 			h.drainIdle()
 			quiescent = false
 			continue
