@@ -163,6 +163,9 @@ func (cr *connReader) waitIdle(drainAt, idleLimit time.Time) (draining bool, err
 	return draining, err
 }
 
+// inHTTP1 reports whether the HTTP/1 engine serves c.
+func (c *conn) inHTTP1() bool { return c.h1.Load() != nil }
+
 // closeDrained closes a connection that stayed idle through its drain
 // period, with the lingering close of closeWriteAndWait, as one of the
 // closes Shutdown waits for and cuts short when its context ends (see

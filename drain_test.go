@@ -80,6 +80,8 @@ func readOne(br *bufio.Reader, method string) (*http.Response, string, error) {
 //     with the bytes unread. The rest is sent once a second, truly idle,
 //     connection has been closed, which shows that Shutdown's pass over
 //     the idle connections has been made.
+//   - "new connection, first head split": the same on a connection whose
+//     first request is split, which has been new for over five seconds.
 //   - "keep-alive promised before Shutdown": the response head went out
 //     before Shutdown started, without Connection: close, so the client
 //     sends its next request as soon as it has read the body; the server
@@ -123,6 +125,76 @@ func TestDrainAnswersRequestAtShutdown(t *testing.T) {
 		_, err = io.WriteString(a, "Host:"+rest)
 		require.NoError(t, err)
 
+		resp, body, err := readOne(abr, "POST")
+		require.NoError(t, err, "the request was lost")
+		assert.Equal(t, "ok:x", body)
+		assert.True(t, resp.Close, "Connection: close")
+		_, err = abr.ReadByte()
+		assert.ErrorIs(t, err, io.EOF, "the connection must end with a clean close")
+		a.Close()
+		assert.NoError(t, waitResult(t, shutdownErr))
+	})
+
+	t.Run("new connection, first head split", func(t *testing.T) {
+		// As "head split around Shutdown", on a new connection that
+		// has been in StateNew for more than five seconds, which
+		// closeIdleConns counts as idle (net/http's rule). Its state
+		// is backdated rather than waited for.
+		rec := newStateRecorder()
+		srv := &Server{ConnState: rec.hook, Handler: drainHandler(nil, nil)}
+		addr := startTLS(t, srv)
+
+		b := dialTLS(t, addr, "http/1.1")
+		b.SetDeadline(time.Now().Add(testTimeout()))
+		bClosed := make(chan struct{})
+		go func() {
+			defer close(bClosed)
+			br := bufio.NewReader(b)
+			if _, _, err := readOne(br, "POST"); err != nil {
+				return
+			}
+			io.Copy(io.Discard, br)
+			b.Close()
+		}()
+		_, err := io.WriteString(b, drainPost)
+		require.NoError(t, err)
+		rec.waitFor(t, "an idle connection", allReach(1, http.StateIdle))
+
+		a := dialTLS(t, addr, "http/1.1")
+		a.SetDeadline(time.Now().Add(testTimeout()))
+		rec.waitFor(t, "a new connection", allReach(2, http.StateNew))
+		head, rest, _ := strings.Cut(drainPost, "Host:")
+		_, err = io.WriteString(a, head)
+		require.NoError(t, err)
+		// The client's handshake ends before the server's: wait until
+		// the server has handed the connection to the HTTP/1 engine
+		// (a connection still in its handshake is closed after five
+		// seconds, as in net/http), then backdate it.
+		newConn := func() *conn {
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			for c := range srv.activeConn {
+				if st, _ := c.getState(); st == http.StateNew && c.inHTTP1() {
+					return c
+				}
+			}
+			return nil
+		}
+		deadline := time.Now().Add(testTimeout())
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for newConn() == nil {
+			require.True(t, time.Now().Before(deadline), "the new connection never reached the HTTP/1 engine")
+			<-tick.C
+		}
+		c := newConn()
+		c.curState.Store(uint64(time.Now().Unix()-10)<<8 | uint64(http.StateNew))
+
+		shutdownErr := shutdownStarted(t, srv, context.Background())
+		waitChan(t, bClosed)
+		_, err = io.WriteString(a, "Host:"+rest)
+		require.NoError(t, err)
+		abr := bufio.NewReader(a)
 		resp, body, err := readOne(abr, "POST")
 		require.NoError(t, err, "the request was lost")
 		assert.Equal(t, "ok:x", body)
