@@ -23,7 +23,18 @@ package httpsrv
 // for at most rstAvoidanceDelay, until the client closes its side, so that
 // no request byte is left unread to make the kernel reset the connection.
 // Shutdown waits for those closes as for the ones it starts itself, and
-// cuts them short when its context ends.
+// cuts them short when its context ends. A new connection waiting for its
+// first request is drained the same way, with five seconds from its
+// handshake instead of the drain period (net/http's closeIdleConns counts
+// a connection in StateNew as idle after five seconds), so that one whose
+// first request has started to arrive is answered too.
+//
+// The race cannot vanish: a client may pick up a connection that has been
+// idle for a long time at the very moment the server closes it, sooner or
+// later. The drain removes it for connections in use, whose next request
+// is at most a round trip and the client's turnaround away, and leaves it
+// as it is for connections parked in a client's pool, where closing later
+// would not make it smaller.
 
 import (
 	"context"
