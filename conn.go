@@ -48,6 +48,10 @@ type conn struct {
 	// reading, and the connection is reset rather than closed; see
 	// closeRWC.
 	resetOnClose atomic.Bool
+
+	// h1 is the HTTP/1 engine serving the connection, once it has
+	// started; closeIdleConns wakes it to drain (see drainIdle).
+	h1 atomic.Pointer[h1conn]
 }
 
 // newConn returns a connection for rwc, not yet tracked.

@@ -53,6 +53,7 @@ var helperHandlers = map[string]http.HandlerFunc{
 	"slow":   slowHandler,
 	"h2spec": h2specHandler,
 	"hello":  helloHandler,
+	"drain":  drainLoadHandler, // the server then stops with Shutdown; see TestDrainUnderLoad
 }
 
 // helloHandler answers every request with a short body.
@@ -131,6 +132,7 @@ func TestHelperServerProcess(t *testing.T) {
 
 	attackLn, probeLn := localListener(t), localListener(t)
 	cc := &connCounter{probeAddr: probeLn.Addr().String()}
+	drainProbeAddr = cc.probeAddr
 	var srv tlsServer
 	switch kind {
 	case "httpsrv":
@@ -186,6 +188,9 @@ serve:
 	}
 	<-readerDone
 
+	if os.Getenv(helperHandlerEnv) == "drain" {
+		drainShutdown(srv)
+	}
 	require.NoError(t, srv.Close())
 	for range 2 {
 		select {
@@ -213,6 +218,7 @@ type serverProcess struct {
 
 	out    *syncBuffer // the child's other output, for failure messages
 	exited chan error  // receives the child's exit status once
+	proc   *os.Process // the child, for signals
 }
 
 // startServerProcess starts a child process serving the zero-config server
@@ -233,6 +239,7 @@ func startServerProcess(t testing.TB, kind, handler string, env ...string) *serv
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	p.pid = cmd.Process.Pid
+	p.proc = cmd.Process
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
