@@ -346,7 +346,7 @@ func TestFDExhaustion(t *testing.T) {
 
 	// 3. At EMFILE, with new clients still coming: no spin, and each new
 	// client is closed promptly.
-	cpu0, waits0, t0 := cpuTime(t, p.pid), st.AcceptBackoffWaits, time.Now()
+	cpu0, waits0, t0 := cpuTime(t, p.proc.Pid), st.AcceptBackoffWaits, time.Now()
 	window := time.NewTimer(time.Second) // a measurement window, not a wait for an event
 	const late = 5
 	for range late {
@@ -364,7 +364,7 @@ func TestFDExhaustion(t *testing.T) {
 		assert.Equal(t, floodEOF, r.outcome, "new client at EMFILE, after %v: %v", r.took.Round(time.Millisecond), r.err)
 	}
 	<-window.C
-	cpu, elapsed := cpuTime(t, p.pid)-cpu0, time.Since(t0)
+	cpu, elapsed := cpuTime(t, p.proc.Pid)-cpu0, time.Since(t0)
 	st = p.stats(t)
 	waits := st.AcceptBackoffWaits - waits0
 	t.Logf("at EMFILE for %v: child CPU %v (%.1f%%), %d back-off waits", elapsed.Round(time.Millisecond), cpu, 100*cpu.Seconds()/elapsed.Seconds(), waits)

@@ -208,7 +208,6 @@ serve:
 // TestHelperServerProcess.
 type serverProcess struct {
 	name      string // "httpsrv" or "net/http"
-	pid       int
 	addr      string // the attack listener's address
 	probeAddr string // the probe listener's address
 
@@ -238,7 +237,6 @@ func startServerProcess(t testing.TB, kind, handler string, env ...string) *serv
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	p.pid = cmd.Process.Pid
 	p.proc = cmd.Process
 	go func() {
 		sc := bufio.NewScanner(stdout)
