@@ -1,15 +1,20 @@
 package httpsrv
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"go/version"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,13 +31,17 @@ import (
 // handler (SIGHUP) or an admin endpoint, and works whatever
 // CertReloadInterval is.
 //
-// If the pair cannot be read, does not parse, has a key that does not match
-// the certificate, is not valid yet (NotBefore in the future) or has
-// expired while the one served has not, the server keeps the pair it
-// serves and ReloadCertificate returns the error; a file that cannot be
-// read is then retried by the automatic check as a failed check is (see
-// CertReloadInterval). When the server serves several listeners with
-// certificate files, each is reloaded and the errors are joined.
+// If the pair cannot be read, does not parse, has a key that does not
+// match the certificate, or is not valid yet (NotBefore in the future) or
+// has expired while the one served is valid, the server keeps the pair it
+// serves and ReloadCertificate returns the error. A file that cannot be
+// read is then retried with back-off, and a pair not valid yet is served
+// from its NotBefore, as after a failed automatic check (see
+// CertReloadInterval), even when automatic checks are off. A ClientCAFile
+// that holds no certificate, or anything but complete PEM blocks (a file
+// caught half-written), keeps the previous CAs. When the server serves
+// several listeners with certificate files, each is reloaded and the
+// errors are joined.
 //
 // ReloadCertificate returns ErrNoCertificateFiles if the server serves
 // neither a certificate from files nor a ClientCAFile, and
@@ -54,8 +63,10 @@ func (s *Server) ReloadCertificate() error {
 }
 
 // addCertReloader registers r as serving a key pair or the ClientCAFile
-// pool of s, for ReloadCertificate. The list only grows: ServeTLS returns
-// only when the server stops, and a stopped server cannot be reused.
+// pool of s, for ReloadCertificate; serveTLSConfig calls it once the
+// configuration is complete, so a ServeTLS that fails registers nothing.
+// The list only grows: a ServeTLS that serves returns only when the server
+// stops, and a stopped server cannot be reused.
 func (s *Server) addCertReloader(r *certReloader) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -73,9 +84,12 @@ func (s *Server) certReloaders() []*certReloader {
 // the files (see certReloader): the first comes minReloadRetryDelay after
 // the failure, or after the check interval if it is shorter, and each
 // further one waits twice as long, up to the check interval or
-// maxReloadRetryDelay, whichever is shorter. A retry costs what a check
-// that finds a change costs (two stat calls and two small reads), its
-// error is logged once however often it repeats, and while it fails a
+// maxReloadRetryDelay, whichever is shorter (maxReloadRetryDelay when
+// automatic checks are off: a failed ReloadCertificate is retried all the
+// same, since its caller will not send another for the same renewal). A
+// retry costs what a check that finds a change costs (two stat calls and
+// two small reads), its error is logged once however often it repeats
+// (see reloadErrorAfter for its level), and while it fails a
 // renewal waits and the served certificate ages, so retries never wait
 // longer than a normal check, nor longer than a minute when checks are
 // rare; the doubling from one second keeps a process short of descriptors
@@ -88,14 +102,28 @@ const (
 
 // nextReloadRetryDelay returns the wait before the next retry, given the
 // previous wait (zero after a check that did not fail so) and the check
-// interval.
+// interval (<= 0 if there are no automatic checks).
 func nextReloadRetryDelay(prev, interval time.Duration) time.Duration {
-	ceiling := min(interval, maxReloadRetryDelay)
+	ceiling := maxReloadRetryDelay
+	if interval > 0 {
+		ceiling = min(interval, maxReloadRetryDelay)
+	}
 	if prev <= 0 {
 		return min(minReloadRetryDelay, ceiling)
 	}
 	return min(2*prev, ceiling)
 }
+
+// reloadErrorAfter is how long a reload must have kept failing for an
+// error from the operating system before it is logged at slog.LevelError.
+// Before, it is logged at slog.LevelWarn: the errors a routine renewal can
+// meet (ENOENT in the middle of a swap, EMFILE for a moment in a
+// connection flood) heal at the first retries, a second or two later, and
+// must not trip error alerting; one that lasts a minute, five or more
+// retries, needs an operator. A minute is also the longest wait between
+// two retries (maxReloadRetryDelay), so a failure that persists is logged
+// at ERROR within two minutes of its start whatever the check interval.
+const reloadErrorAfter = time.Minute
 
 // The expiry warning: when the served certificate has less than
 // expiryWarningWindow left and a check finds nothing newer that can be
@@ -150,11 +178,13 @@ type logFunc func(level slog.Level, format string, args ...any)
 // system (EACCES fixed later with chmod, EMFILE or ENFILE in a connection
 // flood, EIO or ESTALE on network storage, ENOENT in the middle of a
 // swap), records nothing: the checks that follow retry it with the
-// back-off of nextReloadRetryDelay, and its error is logged once.
+// back-off of nextReloadRetryDelay, even when automatic checks are off,
+// and its error is logged once at slog.LevelWarn, then once at
+// slog.LevelError if it has persisted for reloadErrorAfter.
 type certReloader struct {
 	// Immutable.
 	certFile, keyFile string        // keyFile is empty for a CA file
-	interval          time.Duration // between checks; <= 0 means none
+	interval          time.Duration // between checks; <= 0 means none but retries
 	now               func() time.Time
 	log               logFunc
 	epoch             time.Time // now() at creation; due counts from it
@@ -174,7 +204,8 @@ type certReloader struct {
 	// config caches the configuration clientConfig returns for pool.
 	config atomic.Pointer[poolConfig]
 
-	// due is when the next check is due, as a duration since epoch.
+	// due is when the next check is due, as a duration since epoch;
+	// neverDue if none is.
 	due atomic.Int64
 
 	// mu serializes checks and loads, and guards the fields below it.
@@ -182,7 +213,12 @@ type certReloader struct {
 	stamp   pairStamp // the files as of the last content verdict
 	sum     [sha256.Size]byte
 	lastErr string        // the last error logged, so that it is logged once
+	lastLvl slog.Level    // the level lastErr was logged at
 	retry   time.Duration // the back-off after an OS error; 0 if none
+
+	// failingSince is when the OS errors being retried began; zero if
+	// the last load or check did not fail so.
+	failingSince time.Time
 
 	// notBefore is the NotBefore of a rejected certificate not valid yet:
 	// from then on, checks load the files even if they are unchanged.
@@ -223,10 +259,14 @@ func newReloader(certFile, keyFile string, interval time.Duration, now func() ti
 	if err != nil {
 		return nil, err
 	}
-	r.warnExpiryLocked()
-	r.due.Store(int64(interval))
+	r.warnExpiryLocked(true)
+	r.scheduleLocked()
 	return r, nil
 }
+
+// neverDue is the due time of a reloader with nothing to check: automatic
+// checks are off, and no retry or certificate not valid yet is pending.
+const neverDue = math.MaxInt64
 
 // isCA reports whether r loads a CA file rather than a key pair.
 func (r *certReloader) isCA() bool { return r.keyFile == "" }
@@ -239,9 +279,11 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 	return r.cert.Load(), nil
 }
 
-// checkIfDue checks the files if a check is due and no other is running.
+// checkIfDue checks the files if a check is due and no other is running:
+// a periodic check, a retry, or the load of a certificate refused until
+// its NotBefore (see scheduleLocked).
 func (r *certReloader) checkIfDue() {
-	if r.interval > 0 && r.now().Sub(r.epoch) >= time.Duration(r.due.Load()) && r.mu.TryLock() {
+	if r.due.Load() != neverDue && r.now().Sub(r.epoch) >= time.Duration(r.due.Load()) && r.mu.TryLock() {
 		// Another handshake may have checked between the Load and the
 		// TryLock; then the due time has moved on.
 		if r.now().Sub(r.epoch) >= time.Duration(r.due.Load()) {
@@ -258,79 +300,112 @@ func (r *certReloader) reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer r.scheduleLocked()
+	before := r.cert.Load()
 	st, err := r.statLocked()
 	if err == nil {
 		err = r.loadLocked(st)
 	}
-	r.reportLocked(err)
+	r.reportLocked(err, before)
 	return err
 }
 
-// scheduleLocked sets the time of the next check: the interval from now,
-// or the retry delay after an OS error. It requires r.mu.
+// scheduleLocked sets the time of the next check: the retry delay after
+// an OS error, else the interval from now. Without automatic checks
+// (interval <= 0), a certificate refused until its NotBefore is loaded at
+// the first handshake from then on, and with nothing pending no check is
+// due. It requires r.mu.
 func (r *certReloader) scheduleLocked() {
-	d := r.interval
-	if r.retry > 0 {
-		d = r.retry
+	now := r.now().Sub(r.epoch)
+	switch {
+	case r.retry > 0:
+		r.due.Store(int64(now + r.retry))
+	case r.interval > 0:
+		r.due.Store(int64(now + r.interval))
+	case !r.notBefore.IsZero():
+		r.due.Store(int64(max(r.notBefore.Sub(r.epoch), now)))
+	default:
+		r.due.Store(neverDue)
 	}
-	r.due.Store(int64(r.now().Sub(r.epoch) + d))
 }
 
 // checkLocked loads the files if they changed since the last content
 // verdict, or if a rejected certificate has become valid since. It
 // requires r.mu.
 func (r *certReloader) checkLocked() {
+	before := r.cert.Load()
 	st, err := r.statLocked()
 	if err == nil {
 		pending := !r.notBefore.IsZero() && !r.now().Before(r.notBefore)
 		if st.equal(r.stamp) && !pending {
-			r.warnExpiryLocked()
+			// The files are as they were at the last verdict on their
+			// content: a retry has nothing left to retry, and an OS
+			// error that comes back is logged again.
+			if r.retry > 0 {
+				r.retry = 0
+				r.failingSince = time.Time{}
+				r.lastErr = ""
+			}
+			r.warnExpiryLocked(false)
 			return
 		}
 		err = r.loadLocked(st)
 	}
-	r.reportLocked(err)
+	r.reportLocked(err, before)
 }
 
-// reportLocked accounts for the result of a load: a rejected pair and an
-// unreadable file are logged once each, and an OS error sets the retry
-// back-off. It requires r.mu.
-func (r *certReloader) reportLocked(err error) {
+// reportLocked accounts for the result of a load that served before, a
+// pair or pool (nil for a CA file): a rejected pair is logged once at
+// slog.LevelError; an OS error sets the retry back-off and is logged once
+// at slog.LevelWarn, then once more at slog.LevelError when it has
+// persisted for reloadErrorAfter. It requires r.mu.
+func (r *certReloader) reportLocked(err error, before *tls.Certificate) {
 	var content *contentError
 	switch {
 	case err == nil:
 		r.retry = 0
+		r.failingSince = time.Time{}
 		r.lastErr = ""
 	case errors.As(err, &content):
 		r.retry = 0
-		r.logErrorLocked(err, "")
+		r.failingSince = time.Time{}
+		r.logErrorLocked(err, slog.LevelError, "")
 	default:
+		now := r.now()
+		if r.failingSince.IsZero() {
+			r.failingSince = now
+		}
 		r.retry = nextReloadRetryDelay(r.retry, r.interval)
-		r.logErrorLocked(err, "; retrying")
+		level, suffix := slog.LevelWarn, "; retrying"
+		if d := now.Sub(r.failingSince); d >= reloadErrorAfter {
+			level, suffix = slog.LevelError, fmt.Sprintf("; failing for %v, retrying", d.Round(time.Second))
+		}
+		r.logErrorLocked(err, level, suffix)
 	}
-	r.warnExpiryLocked()
+	r.warnExpiryLocked(r.cert.Load() != before)
 }
 
-// logErrorLocked logs err unless it is the one logged last. It requires
-// r.mu.
-func (r *certReloader) logErrorLocked(err error, suffix string) {
+// logErrorLocked logs err at level unless it is the error logged last, at
+// that level or a higher one. It requires r.mu.
+func (r *certReloader) logErrorLocked(err error, level slog.Level, suffix string) {
 	msg := err.Error()
-	if msg == r.lastErr {
+	if msg == r.lastErr && level <= r.lastLvl {
 		return
 	}
-	r.lastErr = msg
+	r.lastErr, r.lastLvl = msg, level
 	if r.isCA() {
-		r.log(slog.LevelError, "httpsrv: ClientCAFile reload failed, still using the previous CAs%s: %v", suffix, err)
+		r.log(level, "httpsrv: ClientCAFile reload failed, still using the previous CAs%s: %v", suffix, err)
 		return
 	}
-	r.log(slog.LevelError, "httpsrv: certificate reload failed, still serving the previous certificate%s: %v", suffix, err)
+	r.log(level, "httpsrv: certificate reload failed, still serving the previous certificate%s: %v", suffix, err)
 }
 
 // warnExpiryLocked logs a warning if the served certificate is within
 // expiryWarningWindow of its expiry, at most once per expiryWarningEvery.
 // It is called when a check or load has found nothing newer to serve, or
-// served something that is itself close to expiry. It requires r.mu.
-func (r *certReloader) warnExpiryLocked() {
+// served something that is itself close to expiry: loaded is then true,
+// and the warning says so, whenever the last one was logged (loads of new
+// content are rare, and each is logged). It requires r.mu.
+func (r *certReloader) warnExpiryLocked(loaded bool) {
 	cur := r.cert.Load()
 	if cur == nil {
 		return
@@ -338,10 +413,15 @@ func (r *certReloader) warnExpiryLocked() {
 	now := r.now()
 	leaf := cur.Leaf
 	left := leaf.NotAfter.Sub(now)
-	if left > expiryWarningWindow(leaf) || (!r.warned.IsZero() && now.Sub(r.warned) < expiryWarningEvery) {
+	if left > expiryWarningWindow(leaf) || (!loaded && !r.warned.IsZero() && now.Sub(r.warned) < expiryWarningEvery) {
 		return
 	}
 	r.warned = now
+	if loaded && left >= 0 {
+		r.log(slog.LevelWarn, "httpsrv: certificate just loaded from %s (serial %x) expires at %v, in %v; renew it",
+			r.certFile, leaf.SerialNumber, leaf.NotAfter, left.Round(time.Second))
+		return
+	}
 	if left < 0 {
 		r.log(slog.LevelWarn, "httpsrv: certificate served from %s (serial %x) expired at %v and no valid renewal could be loaded",
 			r.certFile, leaf.SerialNumber, leaf.NotAfter)
@@ -401,12 +481,12 @@ func (r *certReloader) loadLocked(st pairStamp) error {
 	return r.applyPairLocked(certPEM, keyPEM, sum)
 }
 
-// applyPoolLocked serves the CA pool in pemCerts if it holds a
-// certificate. It requires r.mu.
+// applyPoolLocked serves the CA pool in pemCerts if it is a valid bundle
+// (see parseCABundle). It requires r.mu.
 func (r *certReloader) applyPoolLocked(pemCerts []byte, sum [sha256.Size]byte) error {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemCerts) {
-		return contentErrorf("httpsrv: ClientCAFile %s holds no PEM certificate", r.certFile)
+	pool, err := parseCABundle(pemCerts)
+	if err != nil {
+		return &contentError{fmt.Errorf("httpsrv: ClientCAFile %s %w", r.certFile, err)}
 	}
 	first := r.pool.Load() == nil
 	r.pool.Store(pool)
@@ -415,6 +495,55 @@ func (r *certReloader) applyPoolLocked(pemCerts []byte, sum [sha256.Size]byte) e
 		r.log(slog.LevelInfo, "httpsrv: reloaded client CAs from %s", r.certFile)
 	}
 	return nil
+}
+
+// parseCABundle returns the pool of the CERTIFICATE blocks in data, a
+// ClientCAFile; its errors read after the file's name. Unlike
+// x509.CertPool.AppendCertsFromPEM, which skips what it cannot parse and
+// succeeds if one certificate parsed, it refuses a bundle with a block
+// that does not decode or a certificate that does not parse, or with
+// anything but white space after the last block: a file caught
+// half-written (one CA complete, the next cut in the middle) would
+// otherwise shrink the pool silently, and every client of the missing CAs
+// be refused. Text before a block (the comments of some bundles) and
+// blocks of other types, or with headers, are skipped, as
+// AppendCertsFromPEM skips them.
+func parseCABundle(data []byte) (*x509.CertPool, error) {
+	begin := []byte("-----BEGIN ")
+	pool := x509.NewCertPool()
+	blocks, n := 0, 0
+	for {
+		block, rest := pem.Decode(data)
+		if block == nil {
+			if blocks == 0 && !bytes.Contains(data, begin) {
+				break // "holds no PEM certificate"
+			}
+			if len(bytes.TrimSpace(data)) != 0 {
+				return nil, errors.New("ends in data that is not a complete PEM block (truncated, or being written?)")
+			}
+			break
+		}
+		blocks++
+		// pem.Decode skips a block it cannot decode and returns the next
+		// one: more than one BEGIN line in what it consumed means it did.
+		if bytes.Count(data[:len(data)-len(rest)], begin) > 1 {
+			return nil, errors.New("has a PEM block that does not decode (truncated, or being written?)")
+		}
+		data = rest
+		if block.Type != "CERTIFICATE" || len(block.Headers) != 0 {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("has a certificate that does not parse (number %d in the file): %w", n+1, err)
+		}
+		pool.AddCert(cert)
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("holds no PEM certificate")
+	}
+	return pool, nil
 }
 
 // applyPairLocked serves the key pair in certPEM and keyPEM if it is
@@ -433,19 +562,28 @@ func (r *certReloader) applyPairLocked(certPEM, keyPEM []byte, sum [sha256.Size]
 	now := r.now()
 	cur := r.cert.Load()
 	// A certificate not valid yet would be rejected by every client (whose
-	// clock is right); the one served is better, even expired, since this
-	// one will be valid at NotBefore and is loaded then. There is no
+	// clock is right); the one served is better while it is valid, since
+	// this one will be valid at NotBefore and is loaded then. There is no
 	// allowance for clock skew: CAs set NotBefore in the past to allow for
 	// clients' clocks (Let's Encrypt by an hour), and an allowance here
 	// would serve a certificate issued with NotBefore now to clients whose
-	// clocks are a little behind, who would reject it.
+	// clocks are a little behind, who would reject it. An expired one is
+	// not better: every client rejects it, while the renewal is accepted
+	// by those whose clocks have passed its NotBefore (all of them, if
+	// this host's clock is the one behind), so it is served at once, as at
+	// startup when there is nothing else to serve.
 	if now.Before(cert.Leaf.NotBefore) {
-		if cur != nil {
+		switch {
+		case cur == nil:
+			r.log(slog.LevelError, "httpsrv: serving certificate from %s that is not valid until %v", r.certFile, cert.Leaf.NotBefore)
+		case now.After(cur.Leaf.NotAfter):
+			r.log(slog.LevelError, "httpsrv: serving certificate from %s that is not valid until %v: the one it replaces expired at %v",
+				r.certFile, cert.Leaf.NotBefore, cur.Leaf.NotAfter)
+		default:
 			r.notBefore = cert.Leaf.NotBefore
 			return contentErrorf("httpsrv: certificate in %s is not valid until %v; keeping the current one until then",
 				r.certFile, cert.Leaf.NotBefore)
 		}
-		r.log(slog.LevelError, "httpsrv: serving certificate from %s that is not valid until %v", r.certFile, cert.Leaf.NotBefore)
 	}
 	if expired := now.After(cert.Leaf.NotAfter); expired {
 		if cur != nil && !now.After(cur.Leaf.NotAfter) {
@@ -501,7 +639,25 @@ func (r *certReloader) setClientCAs(c *tls.Config, pool *x509.CertPool) {
 	}
 	c.ClientAuth = tls.RequireAndVerifyClientCert
 	c.ClientCAs = pool
-	c.VerifyConnection = verifyResumedChain(pool, r.now, c.VerifyConnection)
+	if !tlsChecksResumedClientCAs {
+		c.VerifyConnection = verifyResumedChain(pool, r.now, c.VerifyConnection)
+	}
+}
+
+// tlsChecksResumedClientCAs reports whether crypto/tls, as of the Go
+// release running, declines to resume a session whose client certificate
+// chain no longer verifies against the ClientCAs of the handshake's
+// configuration (it makes a full handshake instead): Go 1.25.6 and later
+// 1.25 releases, and 1.26.0 and later. Pre-releases of 1.26 and
+// development builds are not assumed to, and get verifyResumedChain, an
+// x509 verification per resumed handshake.
+var tlsChecksResumedClientCAs = checksResumedClientCAs(runtime.Version())
+
+func checksResumedClientCAs(v string) bool {
+	if version.Lang(v) == "go1.25" {
+		return version.Compare(v, "go1.25.6") >= 0
+	}
+	return version.Compare(v, "go1.26.0") >= 0
 }
 
 // verifyResumedChain returns a tls.Config.VerifyConnection that refuses a

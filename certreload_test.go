@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -440,6 +441,162 @@ func TestCertReloaderNoAutomaticCheck(t *testing.T) {
 	assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
 	require.NoError(t, f.r.reload())
 	assert.Equal(t, next.cert.SerialNumber, f.served(t))
+
+	// With nothing to retry, handshakes never touch the files.
+	var stats atomic.Int64
+	f.r.mu.Lock()
+	f.r.stat = func(name string) (fileStamp, error) {
+		stats.Add(1)
+		return statFile(name)
+	}
+	f.r.mu.Unlock()
+	for range 3 {
+		f.clock.advance(time.Hour)
+		f.served(t)
+	}
+	assert.Zero(t, stats.Load(), "files checked with CertReloadInterval < 0")
+}
+
+// TestCertReloaderNoAutomaticCheckRetry checks that with a negative
+// interval a reload that failed for an OS error is retried with back-off
+// by handshakes until it succeeds, and that the checks stop then.
+func TestCertReloaderNoAutomaticCheckRetry(t *testing.T) {
+	f := newReloaderFixture(t, -1)
+	var failing atomic.Bool
+	failing.Store(true)
+	failed := failFiles(f.r, "read", f.keyFile, syscall.EACCES, &failing)
+	next := f.ca.serverCert(t)
+	f.write(t, next.certPEM, next.keyPEM)
+	require.Error(t, f.r.reload())
+	require.EqualValues(t, 1, failed.Load())
+	for i, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		f.clock.advance(d - time.Nanosecond)
+		f.served(t)
+		require.EqualValues(t, i+1, failed.Load(), "retry %d earlier than %v", i+1, d)
+		f.clock.advance(time.Nanosecond)
+		assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
+		require.EqualValues(t, i+2, failed.Load(), "retry %d not made after %v; logs:\n%s", i+1, d, f.logs)
+	}
+	failing.Store(false)
+	f.clock.advance(8 * time.Second)
+	assert.Equal(t, next.cert.SerialNumber, f.served(t), "not retried; logs:\n%s", f.logs)
+	f.r.mu.Lock()
+	due := f.r.due.Load()
+	f.r.mu.Unlock()
+	assert.EqualValues(t, neverDue, due, "checks go on after the retry succeeded")
+}
+
+// TestCertReloaderOSErrorEscalated checks that an OS error is logged once
+// at WARN when it occurs and once at ERROR when it has persisted for
+// reloadErrorAfter, and not again while it lasts.
+func TestCertReloaderOSErrorEscalated(t *testing.T) {
+	const interval = 10 * time.Second
+	f := newReloaderFixture(t, interval)
+	var failing atomic.Bool
+	failing.Store(true)
+	failFiles(f.r, "read", f.keyFile, syscall.EACCES, &failing)
+	next := f.ca.serverCert(t)
+	f.write(t, next.certPEM, next.keyPEM)
+
+	f.clock.advance(interval)
+	f.served(t)
+	elapsed := time.Duration(0)
+	for elapsed < reloadErrorAfter-interval {
+		f.clock.advance(interval)
+		elapsed += interval
+		f.served(t)
+	}
+	assert.Equal(t, 1, f.logs.countAt(slog.LevelWarn, logFailed), "logs:\n%s", f.logs)
+	assert.Zero(t, f.logs.countAt(slog.LevelError, logFailed), "ERROR before %v; logs:\n%s", reloadErrorAfter, f.logs)
+	for range 10 {
+		f.clock.advance(interval)
+		f.served(t)
+	}
+	assert.Equal(t, 1, f.logs.countAt(slog.LevelWarn, logFailed), "logs:\n%s", f.logs)
+	assert.Equal(t, 1, f.logs.countAt(slog.LevelError, "failing for"), "logs:\n%s", f.logs)
+
+	// A content error after it is logged at ERROR at once.
+	failing.Store(false)
+	f.write(t, []byte("garbage\n"), next.keyPEM)
+	f.clock.advance(interval)
+	f.served(t)
+	assert.Equal(t, 2, f.logs.countAt(slog.LevelError, logFailed), "logs:\n%s", f.logs)
+}
+
+// TestParseCABundle checks which ClientCAFile contents are refused: any
+// that a half-written file can show, and bundles without a certificate.
+func TestParseCABundle(t *testing.T) {
+	ca1, ca2 := newTestCA(t, "CA 1"), newTestCA(t, "CA 2")
+	both := append(append([]byte{}, ca1.certPEM...), ca2.certPEM...)
+	keyPEM := []byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n")
+	badDER := []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+	cut := func(b []byte, n int) []byte { return append([]byte{}, b[:n]...) }
+	cat := func(parts ...[]byte) []byte {
+		var out []byte
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		data    []byte
+		want    []*testPKI // trusted; nil with wantErr
+		wantErr string
+	}{
+		{name: "two CAs", data: both, want: []*testPKI{ca1, ca2}},
+		{name: "comments and blank lines", data: cat([]byte("# CA 1\n"), ca1.certPEM, []byte("\n# CA 2\n"), ca2.certPEM, []byte("\n\n")), want: []*testPKI{ca1, ca2}},
+		{name: "other block types skipped", data: cat(keyPEM, ca1.certPEM), want: []*testPKI{ca1}},
+		{name: "second cut in its base64", data: cut(both, len(ca1.certPEM)+len(ca2.certPEM)/2), wantErr: "not a complete PEM block"},
+		{name: "second cut in its BEGIN line", data: cut(both, len(ca1.certPEM)+5), wantErr: "not a complete PEM block"},
+		{name: "second without its END line", data: cut(both, len(both)-len("-----END CERTIFICATE-----\n")), wantErr: "not a complete PEM block"},
+		{name: "broken block before a good one", data: cat(cut(ca2.certPEM, len(ca2.certPEM)/2), ca1.certPEM), wantErr: "PEM block"}, // how depends on encoding/pem's release
+		{name: "certificate that does not parse", data: cat(ca1.certPEM, badDER), wantErr: "does not parse"},
+		{name: "only a cut block", data: cut(ca1.certPEM, len(ca1.certPEM)/2), wantErr: "not a complete PEM block"},
+		{name: "trailing text", data: cat(both, []byte("end of bundle\n")), wantErr: "not a complete PEM block"},
+		{name: "empty", data: nil, wantErr: "holds no PEM certificate"},
+		{name: "no PEM", data: []byte("no PEM here\n"), wantErr: "holds no PEM certificate"},
+		{name: "only a key", data: keyPEM, wantErr: "holds no PEM certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pool, err := parseCABundle(tt.data)
+			if tt.wantErr != "" {
+				assert.ErrorContains(t, err, tt.wantErr)
+				assert.Nil(t, pool)
+				return
+			}
+			require.NoError(t, err)
+			for _, ca := range tt.want {
+				assert.True(t, anyChainRootedIn([][]*x509.Certificate{{ca.cert}}, pool, time.Now()), "%s not trusted", ca.cert.Subject)
+			}
+		})
+	}
+}
+
+// TestClientCAFileTruncatedAtStartup checks that ServeTLS refuses a
+// ClientCAFile caught half-written, with an error that says so, and
+// registers nothing to reload.
+func TestClientCAFileTruncatedAtStartup(t *testing.T) {
+	ca1, ca2 := newTestCA(t, "CA 1"), newTestCA(t, "CA 2")
+	half := append(append([]byte{}, ca1.certPEM...), ca2.certPEM[:len(ca2.certPEM)/2]...)
+	srv := &Server{ClientCAFile: writeTestFile(t, t.TempDir(), "ca.pem", half), ErrorLog: discardLogger()}
+	err := srv.ServeTLS(localListener(t), testCertFile, testKeyFile)
+	assert.ErrorContains(t, err, "ca.pem ends in data that is not a complete PEM block")
+	assert.Empty(t, srv.certReloaders())
+}
+
+// TestChecksResumedClientCAs checks which Go releases are taken to check
+// a resumed session's client chain against ClientCAs themselves.
+func TestChecksResumedClientCAs(t *testing.T) {
+	for v, want := range map[string]bool{
+		"go1.25.0": false, "go1.25.5": false, "go1.25.6": true, "go1.25.10": true,
+		"go1.26rc1": false, "go1.26rc2": false, "go1.26.0": true, "go1.26.8": true,
+		"go1.27rc1": true, "go1.27.3": true, "go1.30": true,
+		"devel go1.27-abcdef": false, "": false,
+	} {
+		assert.Equal(t, want, checksResumedClientCAs(v), v)
+	}
 }
 
 // TestCertReloaderConcurrent runs handshakes and forced reloads together,
@@ -838,7 +995,10 @@ func TestCertReloaderOSErrorRetried(t *testing.T) {
 					assert.Equal(t, f.first.cert.SerialNumber, f.served(t))
 					require.EqualValues(t, i+2, failed.Load(), "retry %d not made after %v; logs:\n%s", i+1, d, f.logs)
 				}
-				assert.Equal(t, 1, f.logs.countAt(slog.LevelError, logFailed), "logs:\n%s", f.logs)
+				// 35 s of failures: a warning, not yet an error (see
+				// TestCertReloaderOSErrorEscalated).
+				assert.Equal(t, 1, f.logs.countAt(slog.LevelWarn, logFailed), "logs:\n%s", f.logs)
+				assert.Zero(t, f.logs.countAt(slog.LevelError, logFailed), "logs:\n%s", f.logs)
 				assert.Equal(t, 1, f.logs.count(name), "logs:\n%s", f.logs)
 
 				failing.Store(false)
@@ -851,7 +1011,7 @@ func TestCertReloaderOSErrorRetried(t *testing.T) {
 				f.served(t)
 				f.clock.advance(interval)
 				f.served(t)
-				assert.Equal(t, 1, f.logs.countAt(slog.LevelError, logFailed), "logs:\n%s", f.logs)
+				assert.Equal(t, 1, f.logs.count(logFailed), "logs:\n%s", f.logs)
 			})
 		}
 	}
@@ -916,6 +1076,11 @@ func TestNextReloadRetryDelay(t *testing.T) {
 		{time.Minute, time.Hour, time.Minute},
 		{0, 20 * time.Millisecond, 20 * time.Millisecond},
 		{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond},
+		// No automatic checks: retries still back off, up to a minute.
+		{0, -1, time.Second},
+		{time.Second, -1, 2 * time.Second},
+		{32 * time.Second, -1, time.Minute},
+		{time.Minute, -1, time.Minute},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, nextReloadRetryDelay(tt.prev, tt.interval), "prev %v, interval %v", tt.prev, tt.interval)
@@ -1017,6 +1182,18 @@ func TestCertReloaderExpiryWarning(t *testing.T) {
 			assert.Equal(t, 2, f.logs.countAt(slog.LevelWarn, warning), "warned after the renewal; logs:\n%s", f.logs)
 		})
 	}
+	t.Run("renewal loaded near expiry", func(t *testing.T) {
+		f := newReloaderFixture(t, interval)
+		next := issueTestCert(t, f.ca, func(c *x509.Certificate) {
+			c.NotBefore = f.clock.Now().Add(-80 * 24 * time.Hour)
+			c.NotAfter = f.clock.Now().Add(2 * 24 * time.Hour)
+		})
+		f.write(t, next.certPEM, next.keyPEM)
+		f.clock.advance(interval)
+		assert.Equal(t, next.cert.SerialNumber, f.served(t))
+		assert.Zero(t, f.logs.count(warning), "logs:\n%s", f.logs)
+		assert.Equal(t, 1, f.logs.countAt(slog.LevelWarn, "certificate just loaded from"), "logs:\n%s", f.logs)
+	})
 }
 
 // TestCertReloadLogLevels checks the levels of the reloader's records
@@ -1109,6 +1286,24 @@ func mtlsGet(addr string, cfg *tls.Config) (body string, resumed bool, err error
 // new connection and on resuming a session established before the change;
 // a change that keeps the old CA keeps its sessions resumable.
 func TestClientCAFileRotation(t *testing.T) {
+	// On Go releases whose crypto/tls declines to resume a session whose
+	// chain no longer verifies (tlsChecksResumedClientCAs), run it too as
+	// on older ones, where verifyResumedChain refuses the session.
+	t.Run("crypto/tls", func(t *testing.T) {
+		if !tlsChecksResumedClientCAs {
+			t.Skip("crypto/tls does not check resumed sessions on " + runtime.Version())
+		}
+		testClientCAFileRotation(t)
+	})
+	t.Run("verifyResumedChain", func(t *testing.T) {
+		old := tlsChecksResumedClientCAs
+		tlsChecksResumedClientCAs = false
+		defer func() { tlsChecksResumedClientCAs = old }()
+		testClientCAFileRotation(t)
+	})
+}
+
+func testClientCAFileRotation(t *testing.T) {
 	oldCA, newCA := newTestCA(t, "old client CA"), newTestCA(t, "new client CA")
 	_, serverPool := testCertificate(t)
 	tests := []struct {
@@ -1247,7 +1442,8 @@ func TestCAReloaderCheck(t *testing.T) {
 	assert.Equal(t, tls.RequireAndVerifyClientCert, c1.ClientAuth)
 	assert.Equal(t, uint16(tls.VersionTLS13), c1.MinVersion)
 	assert.Nil(t, c1.GetConfigForClient)
-	assert.NotNil(t, c1.VerifyConnection)
+	// crypto/tls checks a resumed session's chain itself from Go 1.25.6.
+	assert.Equal(t, !tlsChecksResumedClientCAs, c1.VerifyConnection != nil)
 	assert.Nil(t, base.ClientCAs, "base modified")
 
 	writeTestFile(t, dir, "ca.pem", ca2.certPEM)
@@ -1272,7 +1468,7 @@ func TestCAReloaderCheck(t *testing.T) {
 	writeTestFile(t, dir, "ca.pem", ca3.certPEM)
 	clock.advance(interval)
 	assert.Same(t, c2, r.clientConfig(base))
-	assert.Equal(t, 1, logs.countAt(slog.LevelError, "input/output error"), "logs:\n%s", logs)
+	assert.Equal(t, 1, logs.countAt(slog.LevelWarn, "input/output error"), "logs:\n%s", logs)
 	failing.Store(false)
 	clock.advance(time.Second)
 	assert.True(t, trusts(r.clientConfig(base), ca3), "read error not retried; logs:\n%s", logs)

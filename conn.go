@@ -58,6 +58,10 @@ type conn struct {
 	// hs is the connection's MaxConcurrentHandshakes slot, used by its
 	// handshake only.
 	hs hsSlot
+
+	// h1 is the HTTP/1 engine serving the connection, once it has
+	// started; closeIdleConns wakes it to drain (see drainIdle).
+	h1 atomic.Pointer[h1conn]
 }
 
 // newConn returns a connection for rwc, not yet tracked.

@@ -154,7 +154,10 @@ func (d *connDeadlines) read(p []byte) (int, error) {
 	}
 	start := time.Now()
 	d.readSet.Store(true)
-	d.rwc.SetReadDeadline(f.deadline(start, len(p)))
+	// A read returns with the first bytes there are, so it is allowed the
+	// time of one piece however large p is: a large buffer must not let a
+	// client that sent fast stall for the credit it earned.
+	d.rwc.SetReadDeadline(f.deadline(start, min(len(p), floorPiece)))
 	n, err := d.rwc.Read(p)
 	f.done(n, time.Since(start))
 	return n, err

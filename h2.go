@@ -248,6 +248,11 @@ const h2ProbeStreams = 7
 // ConfigureServer, as the Go 1.27 wrapper does; the standalone server then
 // uses a zero http.Server. It serves one in-memory connection and reads the
 // SETTINGS frame the server sends first.
+//
+// The probe logs nothing, except with x/net's debug logs on
+// (GODEBUG=http2debug=1 or 2, http2.VerboseLogs) on the standalone engine:
+// its zero http.Server has no ErrorLog, so the probe connection appears in
+// that debug output, through the standard logger, once per process.
 func h2ProbeEngine(timeout time.Duration) (bool, error) {
 	hs := &http.Server{
 		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: h2ProbeStreams},

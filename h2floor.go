@@ -1,6 +1,7 @@
 package httpsrv
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"sync"
@@ -52,8 +53,9 @@ const h2HandlerBuffer = 4 << 10
 // one DATA frame of HTTP/2's default maximum size. HTTP/1's floorPiece is
 // 4 KiB, but on HTTP/2 each piece costs a round trip to the connection's
 // serve goroutine, and 4 KiB pieces made a 1 MiB write three times slower
-// than one write (BenchmarkHTTP2Floor); 16 KiB pieces cost about a
-// quarter more.
+// than one write (BenchmarkHTTP2Floor/big); 16 KiB pieces still take 1.3
+// to 2 times as long as one write over loopback, where the round trips
+// are all there is.
 const h2Piece = 16 << 10
 
 // h2BufferWrite returns what a write of n bytes does to the server's
@@ -177,7 +179,7 @@ func (c *conn) serveHTTP2Request(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.stop()
 	s.serveHTTP(f, r)
-	f.finish()
+	f.finish(r.Context())
 }
 
 // builtinHTTP2 reports whether the connection's requests come from the
@@ -208,9 +210,16 @@ func (f *h2Floor) stop() {
 // hold up: the stream's own write deadline bounds that flush, as the floor
 // would bound a write of that size. When the floor is off the handler's
 // deadline, if any, stays.
-func (f *h2Floor) finish() {
+func (f *h2Floor) finish(ctx context.Context) {
 	f.stop()
 	if f.buffered == 0 || !f.writeFloor.on.Load() {
+		return
+	}
+	if ctx.Err() != nil {
+		// The stream is closed (the client reset it, or the connection
+		// ended): the server sends nothing more on it, and a deadline
+		// would arm a timer on a dead stream whose expiry answers the
+		// client's RST_STREAM with one (RFC 9113 §5.4.2 forbids it).
 		return
 	}
 	// This replaces the server's WriteTimeout deadline, if any, with a
@@ -337,7 +346,7 @@ func (f *h2Floor) WriteString(s string) (int, error) {
 	written := 0
 	for len(s) > 0 {
 		piece := s[:f.pieceLen(len(s))]
-		start, sent, after := f.beginPiece(len(piece))
+		start, sent, after := f.beginPieceString(len(piece))
 		n, err := f.rw.WriteString(piece)
 		f.endPiece(start, sent, after, n, err)
 		written += n
@@ -349,6 +358,21 @@ func (f *h2Floor) WriteString(s string) (int, error) {
 	return written, nil
 }
 
+// h2BufferWriteString is h2BufferWrite for WriteString. The server's
+// buffer writes to a writer without a WriteString method, so
+// bufio.Writer.WriteString never writes around the buffer: it fills and
+// sends it, h2HandlerBuffer bytes at a time, while what is left does not
+// fit, and keeps the rest, which may be a whole buffer.
+func h2BufferWriteString(b, n int) (sent, after int) {
+	const size = h2HandlerBuffer
+	total := b + n
+	if total <= size {
+		return 0, total
+	}
+	sent = (total - 1) / size * size
+	return sent, total - sent
+}
+
 // pieceLen returns how much of a write of n bytes to pass to the server
 // next: at most what, added to the buffered bytes, makes h2Piece, so that
 // the piece sends at most h2Piece bytes and leaves the buffer empty if it
@@ -358,6 +382,16 @@ func (f *h2Floor) pieceLen(n int) int {
 		return n
 	}
 	return min(n, h2Piece-f.buffered)
+}
+
+// beginPieceString is beginPiece for WriteString, which the server's
+// buffer handles by its own rules (h2BufferWriteString).
+func (f *h2Floor) beginPieceString(n int) (start time.Time, sent, after int) {
+	sent, after = h2BufferWriteString(f.buffered, n)
+	if sent == 0 {
+		return time.Time{}, 0, after
+	}
+	return f.begin(&f.writing, &f.writeFloor, sent), sent, after
 }
 
 // beginPiece prepares a write of n bytes chosen by pieceLen. If the
@@ -374,13 +408,18 @@ func (f *h2Floor) beginPiece(n int) (start time.Time, sent, after int) {
 
 // endPiece records a write begun by beginPiece, which took n bytes.
 func (f *h2Floor) endPiece(start time.Time, sent, after, n int, err error) {
-	f.buffered = after
 	if sent > 0 {
 		f.end(&f.writing, &f.writeFloor, sent, start)
 	}
-	if err != nil {
-		// The server's writer keeps its error; later flushes fail at
-		// once.
+	switch {
+	case err == nil:
+		f.buffered = after
+	case n == 0:
+		// Refused before the buffer (a write past the declared
+		// Content-Length): the buffer holds what it held.
+	default:
+		// The buffer's writer failed and keeps its error; later
+		// flushes fail at once.
 		f.buffered = 0
 	}
 }
@@ -427,7 +466,15 @@ func (f *h2Floor) SetWriteDeadline(t time.Time) error {
 	return f.rw.SetWriteDeadline(t)
 }
 
-func (f *h2Floor) EnableFullDuplex() error { return f.rw.EnableFullDuplex() }
+// EnableFullDuplex is http.ResponseController's EnableFullDuplex. A
+// handler that calls it declares a stream both ways, whose request body
+// may pause for as long as the conversation does (gRPC and other
+// bidirectional streams): the body floor stops for the rest of the
+// request, as a read deadline the handler sets would stop it.
+func (f *h2Floor) EnableFullDuplex() error {
+	f.readFloor.off()
+	return f.rw.EnableFullDuplex()
+}
 
 // Read reads the request body, timing the read: it blocks only while the
 // server holds no DATA for the stream.
@@ -436,7 +483,10 @@ func (b *h2FloorBody) Read(p []byte) (int, error) {
 	if !f.readFloor.on.Load() || len(p) == 0 {
 		return b.rc.Read(p)
 	}
-	start := f.begin(&f.reading, &f.readFloor, len(p))
+	// A read returns with the first DATA there is, so it is allowed the
+	// time of one piece however large p is: a large buffer must not let a
+	// client that sent fast stall for the credit it earned.
+	start := f.begin(&f.reading, &f.readFloor, min(len(p), h2Piece))
 	n, err := b.rc.Read(p)
 	f.end(&f.reading, &f.readFloor, n, start)
 	return n, err

@@ -452,7 +452,7 @@ func TestHTTP2RequestBodyRateFloorBothWays(t *testing.T) {
 					ErrorLog: discardLogger(), MinRequestBodyRate: testFloor, MinRateGracePeriod: testGrace,
 					Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 						start := time.Now()
-						n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{r.Body}, make([]byte, bufSize))
+						n, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, struct{ io.Reader }{r.Body}, make([]byte, bufSize))
 						results <- h2FloorResult{n, err, time.Since(start)}
 					}),
 				}
@@ -718,6 +718,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // more than h2Piece bytes.
 func TestH2BufferWriteModel(t *testing.T) {
 	buf := make([]byte, 1<<20)
+	str := string(buf)
 	sizes := []int{0, 1, 100, h2HandlerBuffer - 1, h2HandlerBuffer, h2HandlerBuffer + 1, 3000, 12 << 10, h2Piece - 1, h2Piece, h2Piece + 1, 40000, 1 << 20}
 	for _, first := range sizes {
 		for _, second := range sizes {
@@ -735,6 +736,24 @@ func TestH2BufferWriteModel(t *testing.T) {
 						require.NoError(t, err)
 						require.Equal(t, sent, cw.n-before, "sent by a write of %d with %d buffered (writes %v)", piece, f.buffered, []int{first, second, third})
 						require.Equal(t, after, bw.Buffered(), "buffered after a write of %d with %d buffered", piece, f.buffered)
+						require.LessOrEqual(t, sent, h2Piece)
+						f.buffered = after
+						n -= piece
+					}
+				}
+				// WriteString, which bufio handles by its own rules when
+				// the writer under it has no WriteString.
+				cw, f = &countingWriter{}, &h2Floor{}
+				bw = bufio.NewWriterSize(cw, h2HandlerBuffer)
+				for _, n := range []int{first, second, third} {
+					for n > 0 {
+						piece := f.pieceLen(n)
+						sent, after := h2BufferWriteString(f.buffered, piece)
+						before := cw.n
+						_, err := bw.WriteString(str[:piece])
+						require.NoError(t, err)
+						require.Equal(t, sent, cw.n-before, "sent by a WriteString of %d with %d buffered", piece, f.buffered)
+						require.Equal(t, after, bw.Buffered(), "buffered after a WriteString of %d with %d buffered", piece, f.buffered)
 						require.LessOrEqual(t, sent, h2Piece)
 						f.buffered = after
 						n -= piece

@@ -242,6 +242,10 @@ type handshakeErrorLog struct {
 	stop    func() bool // stops the armed timer; nil when none is armed
 	gen     uint64      // counts armed timers, so that a stale one does nothing
 	closed  bool        // set by close
+
+	// reporting counts the summaries a timer has taken and is logging, so
+	// that Shutdown and Close can wait for them.
+	reporting sync.WaitGroup
 }
 
 func (h *handshakeErrorLog) clock() time.Time {
@@ -301,6 +305,7 @@ func (h *handshakeErrorLog) armLocked(d time.Duration, report func(handshakeSumm
 	gen := h.gen
 	fire := func() {
 		if sum, ok := h.due(gen, report); ok {
+			defer h.reporting.Done()
 			report(sum)
 		}
 	}
@@ -329,6 +334,7 @@ func (h *handshakeErrorLog) due(gen uint64, report func(handshakeSummary)) (hand
 		h.armLocked(rest, report)
 		return handshakeSummary{}, false
 	}
+	h.reporting.Add(1) // under h.mu, so that close cannot miss it
 	return h.takeSummaryLocked(now), true
 }
 
@@ -383,12 +389,15 @@ func (s *Server) logHandshakeError(remoteAddr string, err error) {
 }
 
 // flushHandshakeErrors logs the failures not yet reported in a summary,
-// and makes later failures log at once. Shutdown and Close call it, so
-// that none go unreported and no timer outlives the server.
+// makes later failures log at once, and waits for a summary a timer is
+// logging. Shutdown and Close call it, so that none go unreported and no
+// timer writes to the logger after they return.
 func (s *Server) flushHandshakeErrors() {
-	if sum, ok := s.handshakeLog().close(); ok {
+	h := s.handshakeLog()
+	if sum, ok := h.close(); ok {
 		s.logHandshakeSummary(sum)
 	}
+	h.reporting.Wait()
 }
 
 // logHandshakeSummary logs a summary. With ErrorLog, each sample is a

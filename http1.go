@@ -7,6 +7,9 @@ package httpsrv
 //
 //   - A request read after shutdown started is answered, with
 //     "Connection: close"; net/http drops it without a word.
+//   - Shutdown and SetKeepAlivesEnabled(false) do not close an idle
+//     connection from another goroutine, under a client that may be
+//     sending on it: the connection drains and closes itself (drain.go).
 //   - An HTTP/1.0 client is never told "Connection: keep-alive" on a
 //     connection about to close, and never gets 1xx responses (RFC 9110
 //     §15.2); net/http does both.
@@ -196,6 +199,7 @@ func (c *conn) serveHTTP1(ctx context.Context) {
 	h := &h1conn{c: c, srv: c.srv, rwc: c.rwc, cancel: cancel}
 	h.dl.rwc = c.rwc
 	h.cr.init(h)
+	c.h1.Store(h)
 	h.bufr = newBufioReader(&h.cr)
 	h.bufw = newBufioWriter(connErrorWriter{h})
 	h.respBuf = respBufPool.Get().(*[bufferBeforeChunkingSize]byte)
@@ -252,10 +256,8 @@ func (h *h1conn) handlerPanicked(v any) {
 // serve is the request loop.
 func (h *h1conn) serve(ctx context.Context) {
 	c, srv := h.c, h.srv
-	if dl := c.headDeadline; !dl.IsZero() {
-		h.dl.setRead(dl)
-	} else {
-		h.dl.readAfter(srv.readHeaderTimeout())
+	if !h.waitFirstRequest() {
+		return
 	}
 	for {
 		w, err := h.readRequest(ctx)
@@ -301,12 +303,9 @@ func (h *h1conn) serve(ctx context.Context) {
 		c.setH1State(http.StateIdle, w.now.Unix(), runHooks)
 		h.cur.Store(nil)
 
-		if !srv.doKeepAlives() {
-			if h.lingerOnClose(nil) {
-				h.closeWriteAndWait()
-			}
-			return
-		}
+		// With keep-alives over since the head went out (net/http
+		// closes here), the client was told it may send another
+		// request: waitNextRequest drains instead of closing under it.
 		if !h.waitNextRequest() {
 			return
 		}
@@ -316,21 +315,48 @@ func (h *h1conn) serve(ctx context.Context) {
 // waitNextRequest waits, under the idle timeout, until the first bytes of
 // the next request arrive, then starts the header timeout, and reports
 // whether a request may follow.
+//
+// Once keep-alives are over (Shutdown, SetKeepAlivesEnabled(false)), the
+// wait becomes the drain (drain.go): a request that arrives is read and
+// answered with Connection: close, and a connection that stays idle
+// through the drain period is closed by closeDrained, never with request
+// bytes unread.
 func (h *h1conn) waitNextRequest() bool {
 	srv := h.srv
 	if h.bufr.Buffered() > 0 {
 		// A pipelined request is here already.
 		h.cr.abortPendingRead()
+	} else {
+		// The wait must be a background read, which the drain can
+		// shorten; one may not be under way if the handler left part
+		// of the body to the server.
+		h.cr.ensureBackgroundRead()
 	}
-	h.dl.readAfter(srv.idleTimeout())
+	idleStart := time.Now()
+	var idleLimit time.Time
+	if d := srv.idleTimeout(); d > 0 {
+		idleLimit = idleStart.Add(d)
+	}
+	h.dl.setRead(idleLimit)
 	// Otherwise a background read still waiting is the wait for the next
 	// request: it finishes under the idle deadline, without the two
 	// deadline changes that aborting it costs.
 	// A read error (the client half-closed, say) ends the connection
 	// once the requests it already sent are answered: as in net/http, it
 	// only cancelled the connection's context.
-	if err := h.cr.waitBackgroundRead(); err != nil && h.bufr.Buffered() == 0 {
+	draining, err := h.cr.waitIdle(idleStart.Add(idleDrainPeriod), idleLimit)
+	if err != nil && h.bufr.Buffered() == 0 {
+		if ne, ok := err.(net.Error); ok && draining && ne.Timeout() {
+			// Idle through the drain period (not closed by the client).
+			h.closeDrained()
+		}
 		return false
+	}
+	if draining {
+		// Request bytes have arrived: the request is read and answered
+		// (with Connection: close) under the header timeout, not cut
+		// by the drain deadline.
+		h.dl.readAfter(srv.readHeaderTimeout())
 	}
 	if _, err := h.bufr.Peek(4); err != nil {
 		return false
@@ -598,19 +624,6 @@ func (cr *connReader) abortPendingRead() {
 		cr.cond.Wait()
 	}
 	cr.h.dl.setRead(time.Time{})
-}
-
-// waitBackgroundRead waits for a background read to end, and returns the
-// error that ended it, if any.
-func (cr *connReader) waitBackgroundRead() error {
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	for cr.bgRead {
-		cr.cond.Wait()
-	}
-	err := cr.bgErr
-	cr.bgErr = nil
-	return err
 }
 
 // release makes reads pass straight through, once a handler that

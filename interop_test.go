@@ -53,6 +53,7 @@ var helperHandlers = map[string]http.HandlerFunc{
 	"slow":   slowHandler,
 	"h2spec": h2specHandler,
 	"hello":  helloHandler,
+	"drain":  drainLoadHandler, // the server then stops with Shutdown; see TestDrainUnderLoad
 }
 
 // helloHandler answers every request with a short body.
@@ -131,6 +132,7 @@ func TestHelperServerProcess(t *testing.T) {
 
 	attackLn, probeLn := localListener(t), localListener(t)
 	cc := &connCounter{probeAddr: probeLn.Addr().String()}
+	drainProbeAddr = cc.probeAddr
 	var srv tlsServer
 	switch kind {
 	case "httpsrv":
@@ -140,6 +142,7 @@ func TestHelperServerProcess(t *testing.T) {
 	default:
 		t.Fatalf("unknown %s=%q", helperServerEnv, kind)
 	}
+	fdCommand := helperFDMode(t, srv) // the descriptor-limit mode; see fdlimit_linux_test.go
 	served := make(chan error, 2)
 	for _, ln := range []net.Listener{attackLn, probeLn} {
 		go func() { served <- srv.ServeTLS(ln, testCertFile, testKeyFile) }()
@@ -173,6 +176,8 @@ serve:
 			}
 			if line == "counts" {
 				fmt.Printf("%scounts %d %d\n", helperPrefix, cc.opened.Load(), cc.shut.Load())
+			} else if reply, ok := fdCommand(line); ok {
+				fmt.Printf("%s%s %s\n", helperPrefix, line, reply)
 			}
 		case <-sigs:
 			break serve
@@ -183,6 +188,9 @@ serve:
 	}
 	<-readerDone
 
+	if os.Getenv(helperHandlerEnv) == "drain" {
+		drainShutdown(srv)
+	}
 	require.NoError(t, srv.Close())
 	for range 2 {
 		select {
@@ -209,16 +217,18 @@ type serverProcess struct {
 
 	out    *syncBuffer // the child's other output, for failure messages
 	exited chan error  // receives the child's exit status once
+	proc   *os.Process // the child, for signals
 }
 
 // startServerProcess starts a child process serving the zero-config server
 // kind ("httpsrv" or "net/http") with the named handler, and waits for its
-// addresses. Cleanup closes its stdin, waits for it to exit and fails the
-// test unless it exited 0 (its own test, leak check included, passed).
-func startServerProcess(t testing.TB, kind, handler string) *serverProcess {
+// addresses; env adds variables to its environment. Cleanup closes its
+// stdin, waits for it to exit and fails the test unless it exited 0 (its
+// own test, leak check included, passed).
+func startServerProcess(t testing.TB, kind, handler string, env ...string) *serverProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServerProcess$", "-test.count=1", "-test.timeout=1h")
-	cmd.Env = append(os.Environ(), helperServerEnv+"="+kind, helperHandlerEnv+"="+handler)
+	cmd.Env = append(append(os.Environ(), helperServerEnv+"="+kind, helperHandlerEnv+"="+handler), env...)
 	p := &serverProcess{name: kind, replies: make(chan string, 16), out: new(syncBuffer), exited: make(chan error, 1)}
 	cmd.Stderr = p.out
 	stdin, err := cmd.StdinPipe()
@@ -227,6 +237,7 @@ func startServerProcess(t testing.TB, kind, handler string) *serverProcess {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
+	p.proc = cmd.Process
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {

@@ -28,6 +28,9 @@
 //     up on private copies.
 //   - A TLS handshake is always bounded in time, even on the zero Server.
 //   - Shutdown and Close interrupt the accept back-off at once.
+//   - Shutdown does not close an idle HTTP/1 connection under a request
+//     arriving on it: idle connections drain for up to 500 ms, and a
+//     request that arrives meanwhile is answered with "Connection: close".
 //   - The functions passed to [Server.RegisterOnShutdown] run once, however
 //     many times Shutdown is called.
 //
@@ -133,7 +136,9 @@ type Server struct {
 
 	// ErrorLog specifies an optional logger for errors accepting connections,
 	// unexpected behavior from handlers, and underlying FileSystem errors.
-	// If nil, logging is done via the log package's standard logger.
+	// When set, it receives net/http's own lines. If nil, the server logs
+	// through Logger, or slog.Default() if Logger is nil too (net/http
+	// uses the log package's standard logger).
 	ErrorLog *log.Logger
 
 	// BaseContext optionally specifies a function that returns the base
@@ -250,24 +255,34 @@ type Server struct {
 	// CertReloadInterval is how often the certificate and key files given
 	// to ServeTLS or ListenAndServeTLS, and ClientCAFile, are checked for a
 	// renewed pair or new CAs. Zero means DefaultCertReloadInterval;
-	// negative turns the automatic check off (ReloadCertificate still
-	// works).
+	// negative turns the automatic check off: ReloadCertificate still
+	// works, and the retries below of a failed load, and the load of a
+	// renewal refused until its NotBefore, are still made by the first
+	// handshake once due, but unchanged files are never checked.
 	//
 	// A check is made by the first TLS handshake after the interval; it
 	// stats the files and loads them if they changed (path, inode, size,
 	// mode, modification or change time). A renewal that is rejected for
 	// its content (it does not parse, the key does not match, it has
-	// expired) is logged once as an error and not tried again until the
-	// files change; one whose NotBefore is in the future is refused until
-	// then, and served at the first check after it. A load that fails for
-	// another reason (permission denied, too many open files, an I/O error
-	// on network storage, a file missing in the middle of a swap) is
-	// retried after a second, then two, four and so on, up to the interval
-	// or a minute, whichever is shorter, and logged once. A successful
-	// reload is logged at slog.LevelInfo. When the certificate served has
-	// less than a quarter of its lifetime (at most seven days) left and no
-	// newer one can be loaded, checks log a warning (slog.LevelWarn), at
-	// most once an hour. With ErrorLog set, all these lines go to ErrorLog.
+	// expired while the one served has not; a ClientCAFile without a
+	// certificate, or with anything but complete PEM blocks, as when it
+	// is caught half-written) is logged once as an error and not tried
+	// again until the files change. A renewal whose NotBefore is in the
+	// future is refused until then, and served at the first check after
+	// it (without automatic checks, the first handshake after it); if the
+	// certificate served has expired, it is served at once, with an error
+	// logged. A load that fails for another reason
+	// (permission denied, too many open files, an I/O error on network
+	// storage, a file missing in the middle of a swap) is retried after a
+	// second, then two, four and so on, up to the interval or a minute,
+	// whichever is shorter; it is logged once as a warning
+	// (slog.LevelWarn), and once as an error if it still fails a minute
+	// after the first failure. A successful reload is logged at
+	// slog.LevelInfo. When the certificate served has less than a quarter
+	// of its lifetime (at most seven days) left and no newer one can be
+	// loaded, or one just loaded is that close to expiry, checks log a
+	// warning (slog.LevelWarn), at most once an hour. With ErrorLog set,
+	// all these lines go to ErrorLog.
 	CertReloadInterval time.Duration
 
 	// MaxConns limits the connections the server holds open at once, over
@@ -322,6 +337,7 @@ type Server struct {
 
 	inShutdown        atomic.Bool // true when server is in shutdown
 	disableKeepAlives atomic.Bool
+	drainLimit        atomic.Int64 // Unix ns by which idle HTTP/1 drains end, 0 for none; see boundDrain
 
 	h2Once sync.Once                // guards h2Err and the store to h2
 	h2     atomic.Pointer[h2Server] // the HTTP/2 engine; nil until setupHTTP2 ran, or when HTTP/2 is off
@@ -334,11 +350,15 @@ type Server struct {
 	// handshake_errors.go.
 	hsErrs handshakeErrorLog
 
+	// acceptCounts counts the accept loops' errors; see backoff.go.
+	acceptCounts acceptCounters
+
 	// mu guards the fields below it.
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	activeConn map[*conn]struct{}
 	closing    map[*conn]chan struct{} // untracked connections being closed; see startCloseLocked
+	closeWake  chan struct{}           // tells Shutdown a close has ended; see closeEndedLocked
 	onShutdown []func()
 	ranHooks   bool            // the onShutdown funcs have been started
 	done       chan struct{}   // closed when shutdown starts; created lazily
@@ -465,7 +485,8 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 	ctx := s.baseContext(orig)
 	done := s.doneChan()
 	protos := s.protocols()
-	var delay time.Duration
+	al := s.newAcceptLoop(orig, done) // see backoff.go
+	defer al.close()
 	// With MaxConns, the loop takes a connection slot before each Accept
 	// and hands it to the connection accepted; after an Accept error it
 	// keeps it for the next Accept.
@@ -488,17 +509,14 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 			if s.shuttingDown() {
 				return http.ErrServerClosed
 			}
-			if !isTemporaryAcceptError(err) {
+			// Classified in backoff.go: back off (EMFILE and the like),
+			// retry at once (ECONNABORTED and the like), or end Serve.
+			if err := al.handle(err); err != nil {
 				return err
-			}
-			delay = nextAcceptDelay(delay)
-			s.logf("http: Accept error: %v; retrying in %v", err, delay)
-			if !waitOrDone(delay, done) {
-				return http.ErrServerClosed
 			}
 			continue
 		}
-		delay = 0
+		al.accepted()
 		if wantsPrefaceConn(rw, protos) {
 			// Unencrypted HTTP/2: serve looks for the client preface;
 			// see prefaceConn.
@@ -594,6 +612,18 @@ func nextShutdownPoll(base time.Duration, jitter float64) (wait, nextBase time.D
 // become idle and be closed. If ctx expires before that, Shutdown returns the
 // context's error; otherwise it returns any error from closing the listeners.
 //
+// Unlike net/http, Shutdown does not close an idle HTTP/1 connection under
+// a client that may be sending a request on it: a connection is closed only
+// once it has been idle for a drain period of 500 ms (at once if it has been
+// idle that long already), and a request that arrives meanwhile is answered,
+// with "Connection: close", before the connection closes. When ctx has a
+// deadline, the drain ends half way to it at the latest. A drained
+// connection is closed without leaving request bytes unread: close_notify
+// first, then what the client still sends is read and discarded until it
+// closes its side, for at most 500 ms. So Shutdown takes up to about half
+// a second longer than net/http's when connections were in use just before
+// it.
+//
 // Idle connections are closed concurrently, and never while the server's
 // lock is held. Closing a TLS connection sends a close_notify alert, which
 // crypto/tls lets wait up to 5 seconds for a peer that stopped reading;
@@ -614,6 +644,7 @@ func nextShutdownPoll(base time.Duration, jitter float64) (wait, nextBase time.D
 // calls to methods such as Serve will return http.ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.flushHandshakeErrors()
+	s.boundDrain(ctx) // before connections can see the shutdown
 	s.inShutdown.Store(true)
 
 	s.mu.Lock()
@@ -626,6 +657,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	linked := s.linked
+	if s.closeWake == nil {
+		s.closeWake = make(chan struct{}, 1)
+	}
+	closeWake := s.closeWake
 	s.mu.Unlock()
 	linkedDone := make(chan error, 1)
 	go func() { linkedDone <- shutdownAll(ctx, linked) }()
@@ -657,6 +692,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.finishClosing(ctx.Done())
 			return ctx.Err()
 		case <-timer.C:
+		case <-closeWake:
+			// Look again now; the poll interval keeps growing.
 		}
 	}
 }
@@ -765,8 +802,11 @@ func (s *Server) RegisterOnShutdown(f func()) {
 // SetKeepAlivesEnabled controls whether HTTP keep-alives are enabled. By
 // default, keep-alives are always enabled. Only very resource-constrained
 // environments or servers in the process of shutting down should disable
-// them. Disabling them closes idle HTTP/1 connections at once, without
-// waiting for their TLS close_notify alerts to be sent.
+// them. Disabling them closes idle HTTP/1 connections as Shutdown does: each
+// is closed once it has been idle for a drain period of 500 ms (at once if
+// it has been idle that long already), and a request that arrives on it
+// meanwhile is answered with "Connection: close". Nothing waits for those
+// closes.
 func (s *Server) SetKeepAlivesEnabled(v bool) {
 	if v {
 		s.disableKeepAlives.Store(false)
@@ -782,13 +822,25 @@ func (s *Server) SetKeepAlivesEnabled(v bool) {
 // closeIdleConns starts closing all idle connections and reports whether
 // the server is quiescent: no connection is left but idle ones, and every
 // close started has ended. It does not wait for the closes; see
-// startCloseLocked.
+// startCloseLocked. Idle HTTP/1 connections are not closed here but woken
+// to drain and close themselves (drain.go); they count as not quiescent
+// until they have.
 func (s *Server) closeIdleConns() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	quiescent := true
 	for c := range s.activeConn {
 		st, unixSec := c.getState()
+		if h := c.h1.Load(); h != nil && (st == http.StateIdle && unixSec != 0 || st == http.StateNew) {
+			// An idle or new HTTP/1 connection closes itself once it
+			// has been idle through the drain period (five seconds
+			// for a new one, as below), answering any request that
+			// arrives meanwhile (drain.go); it is not closed under a
+			// client that is sending.
+			h.drainIdle()
+			quiescent = false
+			continue
+		}
 		// A connection that has stayed in StateNew for more than five
 		// seconds (its client sent nothing) counts as idle, as in net/http.
 		if st == http.StateNew && unixSec < time.Now().Unix()-5 {
@@ -825,9 +877,20 @@ func (s *Server) startCloseLocked(c *conn) {
 		c.closeFromServer()
 		s.mu.Lock()
 		delete(s.closing, c)
+		s.closeEndedLocked()
 		s.mu.Unlock()
 		close(done)
 	}()
+}
+
+// closeEndedLocked wakes a Shutdown waiting for the server to become
+// quiescent when a close it waits for ends, so that it need not wait for
+// its next poll (up to 500 ms later). It requires that s.mu is held.
+func (s *Server) closeEndedLocked() {
+	select {
+	case s.closeWake <- struct{}{}:
+	default:
+	}
 }
 
 // finishClosing waits until the closes in progress have ended or stop is

@@ -104,7 +104,10 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 			return nil, err
 		}
 	}
-	var ca *certReloader // of ClientCAFile
+	// The reloaders are registered for ReloadCertificate only once the
+	// whole configuration is built: a ServeTLS that fails serves nothing
+	// and must leave nothing to reload.
+	var ca, pair *certReloader // of ClientCAFile, and of the key pair
 	if s.ClientCAFile != "" {
 		if config.ClientAuth != tls.NoClientCert || config.ClientCAs != nil {
 			return nil, errors.New("httpsrv: both ClientCAFile and TLSConfig.ClientAuth or TLSConfig.ClientCAs are set; set one or the other")
@@ -114,7 +117,6 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.addCertReloader(ca)
 		config.ClientAuth = tls.RequireAndVerifyClientCert
 		config.ClientCAs = ca.pool.Load()
 	}
@@ -126,7 +128,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.addCertReloader(r)
+		pair = r
 		// The files replace TLSConfig.Certificates, as in net/http. A
 		// GetCertificate of the caller's keeps the turn crypto/tls gives it
 		// when Certificates is set: it is asked first when the client sent
@@ -174,6 +176,11 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 	}
 	// MaxConcurrentHandshakes: see limitHandshakes.
 	config.GetConfigForClient = s.limitHandshakes(config, config.GetConfigForClient)
+	for _, r := range []*certReloader{ca, pair} {
+		if r != nil {
+			s.addCertReloader(r)
+		}
+	}
 	return config, nil
 }
 

@@ -1,0 +1,218 @@
+package httpsrv
+
+// Graceful drain of idle HTTP/1 connections.
+//
+// HTTP/1.1 has no way to tell a client that an idle connection is about to
+// close, so closing one races a client that is sending a request on it at
+// that moment: the request is lost, and for a POST the client cannot know
+// whether to send it again. net/http's Server.Shutdown (and
+// SetKeepAlivesEnabled(false)) closes idle connections from another
+// goroutine (closeIdleConns), and so loses such requests; a connection that
+// has received part of its next request is idle too until the request's
+// head has been read, and is closed with those bytes unread, which resets
+// it.
+//
+// httpsrv lets each idle HTTP/1 connection's own goroutine decide instead,
+// so nothing else closes it under a request. Once keep-alives are over, the
+// connection stays open until it has been idle for idleDrainPeriod (or
+// longer already): a request that arrives meanwhile is answered, with
+// Connection: close, and the connection then closes as any connection that
+// the server closes after a response. A connection that stayed idle through
+// the period is closed with a lingering close: close_notify (a FIN on
+// plaintext) first, then what the client still sends is read and discarded
+// for at most rstAvoidanceDelay, until the client closes its side, so that
+// no request byte is left unread to make the kernel reset the connection.
+// Shutdown waits for those closes as for the ones it starts itself, and
+// cuts them short when its context ends. A new connection waiting for its
+// first request is drained the same way, with five seconds from its
+// handshake instead of the drain period (net/http's closeIdleConns counts
+// a connection in StateNew as idle after five seconds), so that one whose
+// first request has started to arrive is answered too.
+//
+// The race cannot vanish: a client may pick up a connection that has been
+// idle for a long time at the very moment the server closes it, sooner or
+// later. The drain removes it for connections in use, whose next request
+// is at most a round trip and the client's turnaround away, and leaves it
+// as it is for connections parked in a client's pool, where closing later
+// would not make it smaller.
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// idleDrainPeriod is how long an idle HTTP/1 connection must have been idle
+// before Shutdown or SetKeepAlivesEnabled(false) closes it. A client that
+// uses the connection sends its next request about one round trip, plus
+// its own turnaround, after the last response went out; 500 ms covers
+// intercontinental round trips (up to about 300 ms) with room to spare, the
+// scale net/http also gives a client to finish sending before a close (its
+// rstAvoidanceDelay). A connection idle for longer is taken to be parked in
+// a client's pool: it is closed at once. The cost is at most this much
+// more time in Shutdown after the last request, and only when a
+// connection was in use within it. Shutdown's context bounds it further;
+// see boundDrain.
+const idleDrainPeriod = 500 * time.Millisecond
+
+// boundDrain makes the drain of idle connections end, at the latest, half
+// way between now and ctx's deadline, if it has one, so that the closes
+// have the other half to finish and Shutdown can still return nil. Of
+// several Shutdown calls, the earliest bound holds.
+func (s *Server) boundDrain(ctx context.Context) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return
+	}
+	now := time.Now()
+	limit := now.Add(dl.Sub(now) / 2).UnixNano()
+	for {
+		old := s.drainLimit.Load()
+		if old != 0 && old <= limit || s.drainLimit.CompareAndSwap(old, limit) {
+			return
+		}
+	}
+}
+
+// drainEnd returns when a drain that would end at end ends, given
+// Shutdown's bound.
+func (s *Server) drainEnd(end time.Time) time.Time {
+	if l := s.drainLimit.Load(); l != 0 && l < end.UnixNano() {
+		return time.Unix(0, l)
+	}
+	return end
+}
+
+// newConnGrace is how long a new connection may take to send its first
+// request before a drain closes it: net/http's closeIdleConns counts a
+// connection in StateNew as idle after five seconds, so Shutdown waits
+// that long for a first request.
+const newConnGrace = 5 * time.Second
+
+// waitFirstRequest waits, under the header deadline, for the first bytes
+// of the connection's first request, as waitNextRequest waits for the
+// next ones: on a background read, so that Shutdown can drain a new
+// connection as it drains an idle one, instead of closing it from another
+// goroutine with request bytes unread (net/http closes a connection still
+// in StateNew after five seconds, whatever it has received). It reports
+// whether a request may follow.
+func (h *h1conn) waitFirstRequest() bool {
+	srv := h.srv
+	h.cr.ensureBackgroundRead() // clears the read deadline
+	start := time.Now()
+	headLimit := h.c.headDeadline
+	if headLimit.IsZero() {
+		if d := srv.readHeaderTimeout(); d > 0 {
+			headLimit = start.Add(d)
+		}
+	}
+	h.dl.setRead(headLimit)
+	draining, err := h.cr.waitIdle(start.Add(newConnGrace), headLimit)
+	if err != nil && h.bufr.Buffered() == 0 {
+		if ne, ok := err.(net.Error); ok && draining && ne.Timeout() {
+			h.closeDrained()
+		}
+		return false
+	}
+	if draining {
+		// Request bytes have arrived: the head is read under its own
+		// deadline, not the drain's.
+		h.dl.setRead(headLimit)
+	}
+	return true
+}
+
+// drainIdle wakes the connection's goroutine if it is waiting for the next
+// request, so that it sees that keep-alives are over and starts its drain.
+// It may be called with s.mu held: the lock order is s.mu, then cr.mu.
+func (h *h1conn) drainIdle() {
+	// Taking the lock orders this wake after the waiter's check of
+	// doKeepAlives (the waiter holds the lock from the check until
+	// cond.Wait releases it), or the check sees keep-alives off: no wake
+	// is lost.
+	h.cr.mu.Lock()
+	//lint:ignore SA2001 the critical section is the ordering barrier above
+	h.cr.mu.Unlock()
+	h.cr.cond.Broadcast()
+}
+
+// ensureBackgroundRead starts a background read unless one is under way or
+// its byte is waiting. Called by the owner between requests.
+func (cr *connReader) ensureBackgroundRead() {
+	cr.mu.Lock()
+	busy := cr.inRead || cr.hasByte || cr.released || cr.stopped
+	cr.mu.Unlock()
+	if !busy {
+		cr.startBackgroundRead()
+	}
+}
+
+// waitIdle waits for the background read that is the wait for a request
+// to end, and returns the error that ended it, if any. idleLimit is the
+// read deadline in force (zero for none). While keep-alives are on nothing
+// else changes; once they are off, the read deadline is moved to drainAt,
+// or Shutdown's bound (drainEnd), if that is sooner, and draining is true.
+// Each wake (drainIdle) looks again, for a later Shutdown whose context
+// bounds the drain more.
+func (cr *connReader) waitIdle(drainAt, idleLimit time.Time) (draining bool, err error) {
+	srv := cr.h.srv
+	limit := idleLimit
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	for cr.bgRead {
+		if !srv.doKeepAlives() {
+			draining = true
+			if end := srv.drainEnd(drainAt); limit.IsZero() || end.Before(limit) {
+				limit = end
+				cr.h.dl.setRead(end)
+			}
+		}
+		cr.cond.Wait()
+	}
+	err = cr.bgErr
+	cr.bgErr = nil
+	return draining, err
+}
+
+// inHTTP1 reports whether the HTTP/1 engine serves c.
+func (c *conn) inHTTP1() bool { return c.h1.Load() != nil }
+
+// closeDrained closes a connection that stayed idle through its drain
+// period, with the lingering close of closeWriteAndWait, as one of the
+// closes Shutdown waits for and cuts short when its context ends (see
+// startCloseLocked). If Close is closing the connection already, it is
+// left to it.
+func (h *h1conn) closeDrained() {
+	done := h.srv.closingSelf(h.c)
+	if done == nil {
+		return
+	}
+	defer done()
+	h.closeWriteAndWait()
+	h.c.closeRWC()
+}
+
+// closingSelf moves c, whose own goroutine is about to close it, from the
+// tracked connections to those being closed, and returns the function to
+// call when the close has ended; nil if c is no longer tracked (Close is
+// closing it).
+func (s *Server) closingSelf(c *conn) (done func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.activeConn[c]; !ok {
+		return nil
+	}
+	delete(s.activeConn, c)
+	if s.closing == nil {
+		s.closing = make(map[*conn]chan struct{})
+	}
+	ch := make(chan struct{})
+	s.closing[c] = ch
+	return func() {
+		s.mu.Lock()
+		delete(s.closing, c)
+		s.closeEndedLocked()
+		s.mu.Unlock()
+		close(ch)
+	}
+}
