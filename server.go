@@ -393,7 +393,7 @@ func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
 		l.Close()
 		return err
 	}
-	return s.serve(tls.NewListener(l, config), l, s.shouldSetupHTTP2())
+	return s.serve(tlsCountListener{l, config}, l, s.shouldSetupHTTP2())
 }
 
 // Serve accepts incoming connections on the Listener l, creating a new
@@ -503,6 +503,9 @@ func (s *Server) trackConn(c *conn, add bool) {
 		s.activeConn[c] = struct{}{}
 	} else {
 		delete(s.activeConn, c)
+		// A connection that ended on its own may be the last one a
+		// Shutdown waits for.
+		s.closeEndedLocked()
 	}
 }
 
@@ -616,6 +619,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			// Idle connections still draining close now, and
+			// Shutdown waits a little for them (cutDrain).
+			s.cutDrain(closeWake)
 			// The closes Shutdown started must not outlive it: cut
 			// their close_notify short. (net/http's closeIdleConns
 			// closes each idle connection in turn, holding its lock,
