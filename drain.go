@@ -15,19 +15,22 @@ package httpsrv
 // httpsrv lets each idle HTTP/1 connection's own goroutine decide instead,
 // so nothing else closes it under a request. Once keep-alives are over, the
 // connection stays open until it has been idle for idleDrainPeriod (or
-// longer already): a request that arrives meanwhile is answered, with
-// Connection: close, and the connection then closes as any connection that
-// the server closes after a response. A connection that stayed idle through
-// the period is closed with a lingering close: close_notify (a FIN on
-// plaintext) first, then what the client still sends is read and discarded
-// for at most rstAvoidanceDelay, until the client closes its side, so that
-// no request byte is left unread to make the kernel reset the connection.
-// Shutdown waits for those closes as for the ones it starts itself, and
-// cuts them short when its context ends. A new connection waiting for its
-// first request is drained the same way, with five seconds from its
-// handshake instead of the drain period (net/http's closeIdleConns counts
-// a connection in StateNew as idle after five seconds), so that one whose
-// first request has started to arrive is answered too.
+// longer already): a request that arrives meanwhile (a byte of it, or part
+// of its TLS record; a stray CRLF after a POST body does not count) is
+// answered, with Connection: close, and the connection then closes as any
+// connection that the server closes after a response. A connection that
+// stayed idle through the period has received nothing that could be left
+// unread: it is closed at once, with close_notify (a FIN on plaintext),
+// without a lingering read. Shutdown waits for those closes as for the
+// ones it starts itself; when its context ends, it ends the drains at once
+// (cutDrain), waits briefly for those closes, and cuts short what is left.
+// While Shutdown runs, a new connection waiting for its first request is
+// drained the same way, with five seconds from accept instead of the drain
+// period (net/http's closeIdleConns counts a connection in StateNew as
+// idle after five seconds), so that one whose first request has started
+// to arrive is answered too. SetKeepAlivesEnabled(false) drains the idle
+// connections but not new ones: it is a lasting setting, and must not cut
+// the first-request window of connections accepted after it.
 //
 // The race cannot vanish: a client may pick up a connection that has been
 // idle for a long time at the very moment the server closes it, sooner or
@@ -316,7 +319,9 @@ func (s *Server) cutDrain(wake <-chan struct{}) {
 // like a connection that stayed idle, and the request would be lost. A
 // background read that times out after the count moved is taken as a
 // request arriving (see backgroundRead). The cost is one atomic add per
-// read from the network.
+// read from the network. Only ServeTLS (and ListenAndServeTLS) put it
+// there: TLS connections from a listener given to Serve are built
+// elsewhere, and keep the gap.
 type countConn struct {
 	net.Conn
 	n atomic.Uint64
