@@ -384,25 +384,7 @@ func TestReview8NewConnGraceFromHandshake(t *testing.T) {
 	a.SetDeadline(time.Now().Add(testTimeout()))
 	rec.waitFor(t, "a new connection", allReach(1, http.StateNew))
 
-	newConn := func() *conn {
-		srv.mu.Lock()
-		defer srv.mu.Unlock()
-		for c := range srv.activeConn {
-			if st, _ := c.getState(); st == http.StateNew && c.inHTTP1() {
-				return c
-			}
-		}
-		return nil
-	}
-	deadline := time.Now().Add(testTimeout())
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for newConn() == nil {
-		require.True(t, time.Now().Before(deadline), "the new connection never reached the HTTP/1 engine")
-		<-tick.C
-	}
-	c := newConn()
-	c.curState.Store(uint64(time.Now().Unix()-10)<<8 | uint64(http.StateNew))
+	backdateNewHTTP1Conn(t, srv)
 
 	start := time.Now()
 	require.NoError(t, srv.Shutdown(context.Background()))
