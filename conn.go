@@ -62,11 +62,19 @@ type conn struct {
 	// h1 is the HTTP/1 engine serving the connection, once it has
 	// started; closeIdleConns wakes it to drain (see drainIdle).
 	h1 atomic.Pointer[h1conn]
+
+	// raw counts the bytes read under rwc's TLS layer, when ServeTLS
+	// made it (see countConn); nil otherwise. Immutable.
+	raw *countConn
 }
 
 // newConn returns a connection for rwc, not yet tracked.
 func (s *Server) newConn(rwc net.Conn) *conn {
-	return &conn{srv: s, rwc: rwc}
+	c := &conn{srv: s, rwc: rwc}
+	if tc, ok := rwc.(*tls.Conn); ok {
+		c.raw, _ = tc.NetConn().(*countConn)
+	}
+	return c
 }
 
 const (
@@ -123,12 +131,15 @@ func (c *conn) abort() {
 	c.netConn().Close()
 }
 
-// netConn returns the connection under rwc's TLS layer, or under the
-// plaintext wrapper that kept the bytes read for the HTTP/2 preface
+// netConn returns the connection under rwc's TLS layer (and under its
+// byte counter, countConn), or under the plaintext wrapper that kept the bytes read for the HTTP/2 preface
 // (prefaceConn); otherwise rwc.
 func (c *conn) netConn() net.Conn {
 	if u, ok := c.rwc.(interface{ NetConn() net.Conn }); ok {
 		if nc := u.NetConn(); nc != nil {
+			if cc, ok := nc.(*countConn); ok {
+				return cc.Conn
+			}
 			return nc
 		}
 	}

@@ -15,19 +15,22 @@ package httpsrv
 // httpsrv lets each idle HTTP/1 connection's own goroutine decide instead,
 // so nothing else closes it under a request. Once keep-alives are over, the
 // connection stays open until it has been idle for idleDrainPeriod (or
-// longer already): a request that arrives meanwhile is answered, with
-// Connection: close, and the connection then closes as any connection that
-// the server closes after a response. A connection that stayed idle through
-// the period is closed with a lingering close: close_notify (a FIN on
-// plaintext) first, then what the client still sends is read and discarded
-// for at most rstAvoidanceDelay, until the client closes its side, so that
-// no request byte is left unread to make the kernel reset the connection.
-// Shutdown waits for those closes as for the ones it starts itself, and
-// cuts them short when its context ends. A new connection waiting for its
-// first request is drained the same way, with five seconds from its
-// handshake instead of the drain period (net/http's closeIdleConns counts
-// a connection in StateNew as idle after five seconds), so that one whose
-// first request has started to arrive is answered too.
+// longer already): a request that arrives meanwhile (a byte of it, or part
+// of its TLS record; a stray CRLF after a POST body does not count) is
+// answered, with Connection: close, and the connection then closes as any
+// connection that the server closes after a response. A connection that
+// stayed idle through the period has received nothing that could be left
+// unread: it is closed at once, with close_notify (a FIN on plaintext),
+// without a lingering read. Shutdown waits for those closes as for the
+// ones it starts itself; when its context ends, it ends the drains at once
+// (cutDrain), waits briefly for those closes, and cuts short what is left.
+// While Shutdown runs, a new connection waiting for its first request is
+// drained the same way, with five seconds from accept instead of the drain
+// period (net/http's closeIdleConns counts a connection in StateNew as
+// idle after five seconds), so that one whose first request has started
+// to arrive is answered too. SetKeepAlivesEnabled(false) drains the idle
+// connections but not new ones: it is a lasting setting, and must not cut
+// the first-request window of connections accepted after it.
 //
 // The race cannot vanish: a client may pick up a connection that has been
 // idle for a long time at the very moment the server closes it, sooner or
@@ -38,7 +41,10 @@ package httpsrv
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
+	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -99,15 +105,14 @@ const newConnGrace = 5 * time.Second
 func (h *h1conn) waitFirstRequest() bool {
 	srv := h.srv
 	h.cr.ensureBackgroundRead() // clears the read deadline
-	start := time.Now()
 	headLimit := h.c.headDeadline
 	if headLimit.IsZero() {
 		if d := srv.readHeaderTimeout(); d > 0 {
-			headLimit = start.Add(d)
+			headLimit = time.Now().Add(d)
 		}
 	}
 	h.dl.setRead(headLimit)
-	draining, err := h.cr.waitIdle(start.Add(newConnGrace), headLimit)
+	draining, err := h.cr.waitIdle(true, time.Time{}, headLimit)
 	if err != nil && h.bufr.Buffered() == 0 {
 		if ne, ok := err.(net.Error); ok && draining && ne.Timeout() {
 			h.closeDrained()
@@ -150,18 +155,31 @@ func (cr *connReader) ensureBackgroundRead() {
 // waitIdle waits for the background read that is the wait for a request
 // to end, and returns the error that ended it, if any. idleLimit is the
 // read deadline in force (zero for none). While keep-alives are on nothing
-// else changes; once they are off, the read deadline is moved to drainAt,
-// or Shutdown's bound (drainEnd), if that is sooner, and draining is true.
-// Each wake (drainIdle) looks again, for a later Shutdown whose context
-// bounds the drain more.
-func (cr *connReader) waitIdle(drainAt, idleLimit time.Time) (draining bool, err error) {
+// else changes; once they are off, the read deadline is moved to the end
+// of the drain, or Shutdown's bound (drainEnd), if that is sooner, and
+// draining is true. The drain of an idle connection ends idleDrainPeriod
+// after idleStart. A new connection (first) drains only once Shutdown has
+// started, not for SetKeepAlivesEnabled(false), which is lasting and
+// should not cut the first-request window of connections accepted after
+// it (net/http's closeIdleConns runs once, at the call); its drain ends
+// newConnGrace after accept (its StateNew time, in whole seconds, rounded
+// up as net/http counts them). Each wake (drainIdle) looks again, for a
+// later Shutdown whose context bounds the drain more.
+func (cr *connReader) waitIdle(first bool, idleStart, idleLimit time.Time) (draining bool, err error) {
 	srv := cr.h.srv
 	limit := idleLimit
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	for cr.bgRead {
-		if !srv.doKeepAlives() {
+		if first && srv.shuttingDown() || !first && !srv.doKeepAlives() {
 			draining = true
+			var drainAt time.Time
+			if first {
+				_, sec := cr.h.c.getState()
+				drainAt = time.Unix(sec+1, 0).Add(newConnGrace)
+			} else {
+				drainAt = idleStart.Add(idleDrainPeriod)
+			}
 			if end := srv.drainEnd(drainAt); limit.IsZero() || end.Before(limit) {
 				limit = end
 				cr.h.dl.setRead(end)
@@ -174,21 +192,58 @@ func (cr *connReader) waitIdle(drainAt, idleLimit time.Time) (draining bool, err
 	return draining, err
 }
 
+// byteWaiting reports whether the background read has a byte for the next
+// Read; no background read is under way then.
+func (cr *connReader) byteWaiting() bool {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	return cr.hasByte
+}
+
+// skipStrayCRLF discards, without blocking, the CR and LF bytes that have
+// arrived, at most *budget of them (counted down): RFC 9112 §2.2 lets a
+// server ignore the CRLF an old client sends after a POST body, as
+// readRequest does, so they do not start a request. It reports whether it
+// discarded any.
+func (h *h1conn) skipStrayCRLF(budget *int) (skipped bool) {
+	for *budget > 0 {
+		if h.bufr.Buffered() == 0 {
+			if !h.cr.byteWaiting() {
+				return skipped
+			}
+			h.bufr.Peek(1) // takes the background read's byte at once
+		}
+		b, _ := h.bufr.Peek(1)
+		if len(b) == 0 || b[0] != '\r' && b[0] != '\n' {
+			return skipped
+		}
+		h.bufr.Discard(1)
+		*budget--
+		skipped = true
+	}
+	return skipped
+}
+
 // inHTTP1 reports whether the HTTP/1 engine serves c.
 func (c *conn) inHTTP1() bool { return c.h1.Load() != nil }
 
 // closeDrained closes a connection that stayed idle through its drain
-// period, with the lingering close of closeWriteAndWait, as one of the
-// closes Shutdown waits for and cuts short when its context ends (see
-// startCloseLocked). If Close is closing the connection already, it is
-// left to it.
+// period, as one of the closes Shutdown waits for and cuts short when its
+// context ends (see startCloseLocked). Its background read saw no byte
+// (and no part of a TLS record, see countConn), so no request byte can be
+// left unread: it sends close_notify (a FIN on plaintext) and closes at
+// once, without the lingering read of closeWriteAndWait, which would make
+// Shutdown wait for a client that keeps the connection in its pool. If
+// Close is closing the connection already, it is left to it.
 func (h *h1conn) closeDrained() {
 	done := h.srv.closingSelf(h.c)
 	if done == nil {
 		return
 	}
 	defer done()
-	h.closeWriteAndWait()
+	if h.bufw != nil {
+		h.bufw.Flush()
+	}
 	h.c.closeRWC()
 }
 
@@ -215,4 +270,82 @@ func (s *Server) closingSelf(c *conn) (done func()) {
 		s.mu.Unlock()
 		close(ch)
 	}
+}
+
+// cutDrain ends the drain of idle connections now, when Shutdown's context
+// has ended: it moves the drain's bound to now, wakes the idle and new
+// HTTP/1 connections so that they close themselves, and waits, for at
+// most closeNotifyGrace, until none is left and the closes in progress
+// have ended (wake tells it one has). What is still closing then is left
+// to finishClosing. So Shutdown does not return with an idle connection
+// still open, as net/http's does not.
+func (s *Server) cutDrain(wake <-chan struct{}) {
+	now := time.Now().UnixNano()
+	for {
+		old := s.drainLimit.Load()
+		if old != 0 && old <= now || s.drainLimit.CompareAndSwap(old, now) {
+			break
+		}
+	}
+	grace := time.NewTimer(closeNotifyGrace)
+	defer grace.Stop()
+	for {
+		s.mu.Lock()
+		pending := len(s.closing) > 0
+		for c := range s.activeConn {
+			if h := c.h1.Load(); h != nil {
+				if st, _ := c.getState(); st == http.StateIdle || st == http.StateNew {
+					h.drainIdle()
+					pending = true
+				}
+			}
+		}
+		s.mu.Unlock()
+		if !pending {
+			return
+		}
+		select {
+		case <-wake:
+		case <-grace.C:
+			return
+		}
+	}
+}
+
+// countConn counts the bytes read from the network connection under a TLS
+// layer. crypto/tls keeps a record that has half arrived when a read
+// deadline passes, and returns the timeout: without the count, a drain
+// deadline that passes while a request's record is arriving would look
+// like a connection that stayed idle, and the request would be lost. A
+// background read that times out after the count moved is taken as a
+// request arriving (see backgroundRead). The cost is one atomic add per
+// read from the network. Only ServeTLS (and ListenAndServeTLS) put it
+// there: TLS connections from a listener given to Serve are built
+// elsewhere, and keep the gap.
+type countConn struct {
+	net.Conn
+	n atomic.Uint64
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.n.Add(uint64(n))
+	}
+	return n, err
+}
+
+// tlsCountListener is tls.NewListener's listener, with a countConn
+// under each TLS connection.
+type tlsCountListener struct {
+	net.Listener
+	config *tls.Config
+}
+
+func (l tlsCountListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return tls.Server(&countConn{Conn: c}, l.config), nil
 }

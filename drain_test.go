@@ -125,12 +125,7 @@ func TestDrainAnswersRequestAtShutdown(t *testing.T) {
 		_, err = io.WriteString(a, "Host:"+rest)
 		require.NoError(t, err)
 
-		resp, body, err := readOne(abr, "POST")
-		require.NoError(t, err, "the request was lost")
-		assert.Equal(t, "ok:x", body)
-		assert.True(t, resp.Close, "Connection: close")
-		_, err = abr.ReadByte()
-		assert.ErrorIs(t, err, io.EOF, "the connection must end with a clean close")
+		requireAnsweredThenClosed(t, abr)
 		a.Close()
 		assert.NoError(t, waitResult(t, shutdownErr))
 	})
@@ -170,37 +165,14 @@ func TestDrainAnswersRequestAtShutdown(t *testing.T) {
 		// the server has handed the connection to the HTTP/1 engine
 		// (a connection still in its handshake is closed after five
 		// seconds, as in net/http), then backdate it.
-		newConn := func() *conn {
-			srv.mu.Lock()
-			defer srv.mu.Unlock()
-			for c := range srv.activeConn {
-				if st, _ := c.getState(); st == http.StateNew && c.inHTTP1() {
-					return c
-				}
-			}
-			return nil
-		}
-		deadline := time.Now().Add(testTimeout())
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for newConn() == nil {
-			require.True(t, time.Now().Before(deadline), "the new connection never reached the HTTP/1 engine")
-			<-tick.C
-		}
-		c := newConn()
-		c.curState.Store(uint64(time.Now().Unix()-10)<<8 | uint64(http.StateNew))
+		backdateNewHTTP1Conn(t, srv)
 
 		shutdownErr := shutdownStarted(t, srv, context.Background())
 		waitChan(t, bClosed)
 		_, err = io.WriteString(a, "Host:"+rest)
 		require.NoError(t, err)
 		abr := bufio.NewReader(a)
-		resp, body, err := readOne(abr, "POST")
-		require.NoError(t, err, "the request was lost")
-		assert.Equal(t, "ok:x", body)
-		assert.True(t, resp.Close, "Connection: close")
-		_, err = abr.ReadByte()
-		assert.ErrorIs(t, err, io.EOF, "the connection must end with a clean close")
+		requireAnsweredThenClosed(t, abr)
 		a.Close()
 		assert.NoError(t, waitResult(t, shutdownErr))
 	})
@@ -230,12 +202,7 @@ func TestDrainAnswersRequestAtShutdown(t *testing.T) {
 		_, err = io.WriteString(a, drainPost)
 		require.NoError(t, err)
 
-		resp, body, err := readOne(abr, "POST")
-		require.NoError(t, err, "the request was lost")
-		assert.Equal(t, "ok:x", body)
-		assert.True(t, resp.Close, "Connection: close")
-		_, err = abr.ReadByte()
-		assert.ErrorIs(t, err, io.EOF, "the connection must end with a clean close")
+		requireAnsweredThenClosed(t, abr)
 		a.Close()
 		assert.NoError(t, waitResult(t, shutdownErr))
 	})
@@ -260,12 +227,7 @@ func TestDrainKeepAlivesDisabled(t *testing.T) {
 	srv.SetKeepAlivesEnabled(false)
 	_, err = io.WriteString(c, drainPost)
 	require.NoError(t, err)
-	resp, body, err := readOne(br, "POST")
-	require.NoError(t, err, "the request was lost")
-	assert.Equal(t, "ok:x", body)
-	assert.True(t, resp.Close, "Connection: close")
-	_, err = br.ReadByte()
-	assert.ErrorIs(t, err, io.EOF, "the connection must end with a clean close")
+	requireAnsweredThenClosed(t, br)
 }
 
 // idleClose is how the server closed an idle connection, as the client saw
@@ -436,4 +398,43 @@ func TestDrainHTTP2GoAway(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.ElementsMatch(t, []string{"/1", "/3"}, served)
+}
+
+// backdateNewHTTP1Conn waits until srv has handed a connection in StateNew
+// to the HTTP/1 engine (the client's handshake ends before the server's;
+// there is no event to wait on, so it polls every millisecond), then
+// backdates that state by ten seconds, past net/http's five-second rule
+// for new connections.
+func backdateNewHTTP1Conn(t *testing.T, srv *Server) {
+	t.Helper()
+	newConn := func() *conn {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		for c := range srv.activeConn {
+			if st, _ := c.getState(); st == http.StateNew && c.inHTTP1() {
+				return c
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(testTimeout())
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for newConn() == nil {
+		require.True(t, time.Now().Before(deadline), "the new connection never reached the HTTP/1 engine")
+		<-tick.C
+	}
+	newConn().curState.Store(uint64(time.Now().Unix()-10)<<8 | uint64(http.StateNew))
+}
+
+// requireAnsweredThenClosed reads the answer to drainPost from br: it must
+// come, say Connection: close, and be followed by a clean close.
+func requireAnsweredThenClosed(t *testing.T, br *bufio.Reader) {
+	t.Helper()
+	resp, body, err := readOne(br, "POST")
+	require.NoError(t, err, "the request was lost")
+	assert.Equal(t, "ok:x", body)
+	assert.True(t, resp.Close, "Connection: close")
+	_, err = br.ReadByte()
+	assert.ErrorIs(t, err, io.EOF, "the connection must end with a clean close")
 }

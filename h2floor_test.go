@@ -106,7 +106,13 @@ func (c *h2FloorClient) broadcastLocked() {
 // waitFor waits until cond, called with c.mu held, holds, or the read loop
 // ends, or testTimeout passes; it reports whether cond held.
 func (c *h2FloorClient) waitFor(cond func() bool) bool {
-	deadline := time.After(testTimeout())
+	return c.waitWithin(testTimeout(), cond)
+}
+
+// waitWithin is waitFor with a bound of d, for waiting on something that
+// is expected not to happen.
+func (c *h2FloorClient) waitWithin(d time.Duration, cond func() bool) bool {
+	deadline := time.After(d)
 	for {
 		c.mu.Lock()
 		ok, ended, ch := cond(), c.readErr != nil, c.changed

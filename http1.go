@@ -190,11 +190,7 @@ func (c *conn) serveHTTP1(ctx context.Context) {
 	defer cancel()
 
 	if c.srv.minResponseRate() > 0 {
-		nc := c.rwc
-		if tc, ok := nc.(*tls.Conn); ok {
-			nc = tc.NetConn()
-		}
-		limitUnsentBytes(nc, maxUnsentBytes)
+		limitUnsentBytes(c.netConn(), maxUnsentBytes)
 	}
 	h := &h1conn{c: c, srv: c.srv, rwc: c.rwc, cancel: cancel}
 	h.dl.rwc = c.rwc
@@ -314,7 +310,10 @@ func (h *h1conn) serve(ctx context.Context) {
 
 // waitNextRequest waits, under the idle timeout, until the first bytes of
 // the next request arrive, then starts the header timeout, and reports
-// whether a request may follow.
+// whether a request may follow. After a POST, a stray CRLF (which
+// readRequest would skip) does not count as a request arriving; any other
+// byte, or part of a TLS record, does, and starts the header timeout at
+// once.
 //
 // Once keep-alives are over (Shutdown, SetKeepAlivesEnabled(false)), the
 // wait becomes the drain (drain.go): a request that arrives is read and
@@ -323,45 +322,51 @@ func (h *h1conn) serve(ctx context.Context) {
 // bytes unread.
 func (h *h1conn) waitNextRequest() bool {
 	srv := h.srv
-	if h.bufr.Buffered() > 0 {
-		// A pipelined request is here already.
-		h.cr.abortPendingRead()
-	} else {
-		// The wait must be a background read, which the drain can
-		// shorten; one may not be under way if the handler left part
-		// of the body to the server.
-		h.cr.ensureBackgroundRead()
-	}
 	idleStart := time.Now()
 	var idleLimit time.Time
 	if d := srv.idleTimeout(); d > 0 {
 		idleLimit = idleStart.Add(d)
 	}
-	h.dl.setRead(idleLimit)
-	// Otherwise a background read still waiting is the wait for the next
-	// request: it finishes under the idle deadline, without the two
-	// deadline changes that aborting it costs.
-	// A read error (the client half-closed, say) ends the connection
-	// once the requests it already sent are answered: as in net/http, it
-	// only cancelled the connection's context.
-	draining, err := h.cr.waitIdle(idleStart.Add(idleDrainPeriod), idleLimit)
-	if err != nil && h.bufr.Buffered() == 0 {
-		if ne, ok := err.(net.Error); ok && draining && ne.Timeout() {
-			// Idle through the drain period (not closed by the client).
-			h.closeDrained()
+	budget := 0
+	if h.lastPOST {
+		budget = 4 // as readRequest's skipLeadingCRLF
+		h.skipStrayCRLF(&budget)
+	}
+	for h.bufr.Buffered() == 0 && !h.cr.byteWaiting() {
+		// The wait must be a background read, which the drain can
+		// shorten; one may not be under way if the handler left part
+		// of the body to the server. A background read still waiting
+		// is the wait for the next request: it finishes under the idle
+		// deadline, without the two deadline changes that aborting it
+		// costs.
+		h.cr.ensureBackgroundRead()
+		h.dl.setRead(idleLimit)
+		// A read error (the client half-closed, say) ends the
+		// connection once the requests it already sent are answered:
+		// as in net/http, it only cancelled the connection's context.
+		draining, err := h.cr.waitIdle(false, idleStart, idleLimit)
+		if err != nil && h.bufr.Buffered() == 0 {
+			if ne, ok := err.(net.Error); ok && draining && ne.Timeout() {
+				// Idle through the drain period (not closed by the
+				// client).
+				h.closeDrained()
+			}
+			return false
 		}
-		return false
+		if !h.skipStrayCRLF(&budget) {
+			break // a byte, or part of a TLS record, has arrived
+		}
 	}
-	if draining {
-		// Request bytes have arrived: the request is read and answered
-		// (with Connection: close) under the header timeout, not cut
-		// by the drain deadline.
-		h.dl.readAfter(srv.readHeaderTimeout())
-	}
+	// A pipelined request may be here already, with a background read
+	// under way.
+	h.cr.abortPendingRead()
+	// Under the header timeout, not the idle timeout nor the drain's
+	// deadline: the request is read and answered (with Connection:
+	// close once keep-alives are over).
+	h.dl.readAfter(srv.readHeaderTimeout())
 	if _, err := h.bufr.Peek(4); err != nil {
 		return false
 	}
-	h.dl.readAfter(srv.readHeaderTimeout())
 	return true
 }
 
@@ -594,13 +599,21 @@ func (cr *connReader) stop() {
 }
 
 func (cr *connReader) backgroundRead() {
+	raw := cr.h.c.raw
+	var before uint64
+	if raw != nil {
+		before = raw.n.Load()
+	}
 	n, err := cr.rwc.Read(cr.byteBuf[:])
 	cr.mu.Lock()
 	if n == 1 {
 		cr.hasByte = true
 	}
-	if ne, ok := err.(net.Error); ok && cr.aborted && ne.Timeout() {
-		// Stopped by abortPendingRead.
+	if ne, ok := err.(net.Error); ok && ne.Timeout() && (cr.aborted || raw != nil && raw.n.Load() != before) {
+		// Stopped by abortPendingRead, or a TLS record was arriving
+		// when the deadline passed (see countConn): crypto/tls keeps
+		// what it has of the record, and the next read goes on with
+		// it. A request is arriving: not an idle connection.
 	} else if err != nil {
 		cr.bgErr = err
 		cr.handleReadErrorLocked()

@@ -282,27 +282,8 @@ func TestReview2NoResetAfterClientReset(t *testing.T) {
 	// Nothing is expected on stream 1 any more: wait, bounded, for the
 	// RST_STREAM the stray deadline would send (grace + 100 bytes at the
 	// floor after the handler returned).
-	got := review2WaitWithin(c, 4*testGrace+testTimeout()/10, func() bool { return c.streams[1].reset })
+	got := c.waitWithin(4*testGrace+testTimeout()/10, func() bool { return c.streams[1].reset })
 	st := c.stream(1)
 	t.Logf("client: %+v", st)
 	assert.False(t, got, "the server sent RST_STREAM (%v) on a stream the client had reset", st.code)
-}
-
-// review2WaitWithin is h2FloorClient.waitFor with a bound of d, for
-// waiting on something that is expected not to happen.
-func review2WaitWithin(c *h2FloorClient, d time.Duration, cond func() bool) bool {
-	deadline := time.After(d)
-	for {
-		c.mu.Lock()
-		ok, ended, ch := cond(), c.readErr != nil, c.changed
-		c.mu.Unlock()
-		if ok || ended {
-			return ok
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			return false
-		}
-	}
 }

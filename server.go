@@ -445,7 +445,7 @@ func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
 		l.Close()
 		return err
 	}
-	return s.serve(tls.NewListener(l, config), l, s.shouldSetupHTTP2())
+	return s.serve(tlsCountListener{l, config}, l, s.shouldSetupHTTP2())
 }
 
 // Serve accepts incoming connections on the Listener l, creating a new
@@ -572,6 +572,9 @@ func (s *Server) trackConn(c *conn, add bool) {
 		s.activeConn[c] = struct{}{}
 	} else {
 		delete(s.activeConn, c)
+		// A connection that ended on its own may be the last one a
+		// Shutdown waits for.
+		s.closeEndedLocked()
 	}
 }
 
@@ -617,20 +620,20 @@ func nextShutdownPoll(base time.Duration, jitter float64) (wait, nextBase time.D
 // once it has been idle for a drain period of 500 ms (at once if it has been
 // idle that long already), and a request that arrives meanwhile is answered,
 // with "Connection: close", before the connection closes. When ctx has a
-// deadline, the drain ends half way to it at the latest. A drained
-// connection is closed without leaving request bytes unread: close_notify
-// first, then what the client still sends is read and discarded until it
-// closes its side, for at most 500 ms. So Shutdown takes up to about half
-// a second longer than net/http's when connections were in use just before
-// it.
+// deadline, the drain ends half way to it at the latest; when ctx ends,
+// the drain ends at once. A connection that stayed idle through the drain
+// has no request byte unread and is closed at once with close_notify. So
+// Shutdown takes up to about half a second longer than net/http's when
+// connections were in use just before it.
 //
 // Idle connections are closed concurrently, and never while the server's
 // lock is held. Closing a TLS connection sends a close_notify alert, which
 // crypto/tls lets wait up to 5 seconds for a peer that stopped reading;
 // Shutdown waits for such a close as for an active connection. When ctx
 // expires first, the connections Shutdown is still closing are closed at
-// once, without close_notify, before it returns; connections that are
-// still active are left to Close, as in net/http. When Shutdown returns
+// once, without close_notify, before it returns (idle connections still
+// draining are first given up to 100 ms to close with it); connections
+// that are still active are left to Close, as in net/http. When Shutdown returns
 // nil, every connection it closed is closed.
 //
 // When Shutdown is called, Serve, ListenAndServe, ServeTLS and
@@ -685,6 +688,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
+			// Idle connections still draining close now, and
+			// Shutdown waits a little for them (cutDrain).
+			s.cutDrain(closeWake)
 			// The closes Shutdown started must not outlive it: cut
 			// their close_notify short. (net/http's closeIdleConns
 			// closes each idle connection in turn, holding its lock,
@@ -806,7 +812,8 @@ func (s *Server) RegisterOnShutdown(f func()) {
 // is closed once it has been idle for a drain period of 500 ms (at once if
 // it has been idle that long already), and a request that arrives on it
 // meanwhile is answered with "Connection: close". Nothing waits for those
-// closes.
+// closes. Connections that have not sent their first request, and those
+// accepted later, keep their ReadHeaderTimeout for it.
 func (s *Server) SetKeepAlivesEnabled(v bool) {
 	if v {
 		s.disableKeepAlives.Store(false)
