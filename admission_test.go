@@ -3,14 +3,17 @@ package httpsrv
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"io"
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,7 +302,7 @@ func TestDefaultMaxConns(t *testing.T) {
 	}
 	l := (&Server{}).connLimit()
 	require.NotNil(t, l)
-	assert.Equal(t, 3072, cap(l.sem))
+	assert.Equal(t, 3072, l.max)
 	assert.Nil(t, (&Server{MaxConns: -1}).connLimit())
 
 	// The real getter answers on this platform, and the default is a
@@ -321,70 +324,110 @@ func TestMaxConcurrentHandshakesDefault(t *testing.T) {
 	assert.Nil(t, (&Server{MaxConcurrentHandshakes: -1}).handshakeLimit())
 }
 
-// TestHandshakeLimitWaits checks MaxConcurrentHandshakes 1 with the slot
-// held by a handshake whose GetConfigForClient blocks (standing in for a
-// handshake computing): a second handshake waits, and is cut when its
-// handshake timeout passes; an established connection keeps being served
-// meanwhile; once the slot is given back, new handshakes are served.
-func TestHandshakeLimitWaits(t *testing.T) {
-	const slowProto = "x-httpsrv-test-slow"
-	inSlow := make(chan struct{}, 1)
-	gate := make(chan struct{})
-	cfg := &tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		for _, p := range hello.SupportedProtos {
-			if p == slowProto {
-				inSlow <- struct{}{}
-				<-gate
-			}
-		}
-		return nil, nil
-	}}
+// gatedSigner is a private key whose first signature waits for gate,
+// standing in for a handshake whose cryptography takes its time (a
+// saturated core, an HSM): the server's signature in a TLS 1.3 handshake
+// is computed under the handshake slot.
+type gatedSigner struct {
+	crypto.Signer
+	once    sync.Once
+	entered chan struct{} // closed when the first signature starts
+	gate    chan struct{} // the first signature waits for it; see open
+	opened  sync.Once
+	inside  atomic.Int32 // signatures in progress
+	most    atomic.Int32 // the most in progress at once
+}
+
+func newGatedSigner(key crypto.Signer) *gatedSigner {
+	return &gatedSigner{Signer: key, entered: make(chan struct{}), gate: make(chan struct{})}
+}
+
+// open lets the first signature go on.
+func (g *gatedSigner) open() { g.opened.Do(func() { close(g.gate) }) }
+
+func (g *gatedSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	n := g.inside.Add(1)
+	defer g.inside.Add(-1)
+	for m := g.most.Load(); n > m && !g.most.CompareAndSwap(m, n); m = g.most.Load() {
+	}
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
+		close(g.entered)
+		<-g.gate
+	}
+	return g.Signer.Sign(rand, digest, opts)
+}
+
+// gatedCertificate returns the test certificate with its key behind a
+// gatedSigner; cleanup opens the gate.
+func gatedCertificate(t *testing.T) (tls.Certificate, *gatedSigner) {
 	cert, _ := testCertificate(t)
-	cfg.Certificates = []tls.Certificate{cert}
-	// The blocked GetConfigForClient stands for a handshake computing: it
-	// must hold its slot longer than the lease that ends a slot held
-	// across a wait for the client.
-	oldLease := handshakeSlotLease
-	handshakeSlotLease = time.Hour
-	t.Cleanup(func() { handshakeSlotLease = oldLease })
+	g := newGatedSigner(cert.PrivateKey.(crypto.Signer))
+	cert.PrivateKey = g
+	t.Cleanup(g.open)
+	return cert, g
+}
+
+// TestHandshakeLimitWaits checks MaxConcurrentHandshakes 1 with the slot
+// held by a handshake whose signature takes its time: a second handshake
+// waits, and is cut when its handshake timeout passes; an established
+// connection keeps being served meanwhile; once the slow handshake has
+// computed, new handshakes are served, and no two signatures ran at once.
+func TestHandshakeLimitWaits(t *testing.T) {
+	cert, g := gatedCertificate(t)
 	srv := &Server{
 		MaxConcurrentHandshakes: 1,
 		TLSHandshakeTimeout:     500 * time.Millisecond,
-		TLSConfig:               cfg,
+		TLSConfig:               &tls.Config{Certificates: []tls.Certificate{cert}},
 		Handler:                 okHandler,
+		ErrorLog:                discardLogger(),
 	}
 	addr := serveOn(t, localListener(t), func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }, srv.Close)
-	var gateOnce sync.Once
-	openGate := func() { gateOnce.Do(func() { close(gate) }) }
-	t.Cleanup(openGate)
 
-	established := dialTLS(t, addr, "http/1.1")
-	require.Equal(t, http.StatusOK, getOn(t, established, "/"))
-
-	// The slow handshake takes the only slot.
-	slowRaw, err := net.DialTimeout("tcp", addr, testTimeout())
-	require.NoError(t, err)
-	slow := tls.Client(slowRaw, clientTLSConfig(t, slowProto, "http/1.1"))
-	t.Cleanup(func() { slow.Close() })
-	slowDone := make(chan error, 1)
-	go func() { slowDone <- slow.Handshake() }()
-	waitSignal(t, inSlow, "the slow handshake to hold the slot")
+	// The first handshake signs, slowly, holding the only slot.
+	_, slowDone := pendingTLS(t, addr)
+	waitSignal(t, g.entered, "the slow handshake to sign")
 
 	// A second handshake waits for the slot, and its handshake timeout
 	// cuts it.
 	_, waiting := pendingTLS(t, addr)
-	for range 3 {
-		assert.Equal(t, http.StatusOK, getOn(t, established, "/"), "an established connection is served while the slots are full")
-	}
 	require.Error(t, waitSignal(t, waiting, "the waiting handshake to be cut"))
 	require.Eventually(t, func() bool { return srv.HandshakeErrors().Timeout >= 1 }, testTimeout(), time.Millisecond,
 		"the cut handshake is counted as a timeout")
 
 	// The slow handshake, past its own timeout by now, fails when it
-	// resumes, and gives its slot back: new handshakes are served.
-	openGate()
+	// resumes, and gives its slot back: new handshakes are served, and
+	// an established connection too.
+	g.open()
 	require.Error(t, waitSignal(t, slowDone, "the slow handshake to end"))
-	assert.Equal(t, http.StatusOK, getOn(t, dialTLS(t, addr, "http/1.1"), "/"))
+	established := dialTLS(t, addr, "http/1.1")
+	assert.Equal(t, http.StatusOK, getOn(t, established, "/"))
+	assert.Equal(t, int32(1), g.most.Load(), "signatures at once with MaxConcurrentHandshakes 1")
+}
+
+// TestHandshakeLimitServesEstablished checks that requests on an
+// established connection are served while every handshake slot is held
+// and a handshake waits for one.
+func TestHandshakeLimitServesEstablished(t *testing.T) {
+	srv := &Server{MaxConcurrentHandshakes: 1, Handler: okHandler, ErrorLog: discardLogger()}
+	addr := startTLS(t, srv)
+	established := dialTLS(t, addr, "http/1.1")
+	require.Equal(t, http.StatusOK, getOn(t, established, "/"))
+
+	lim := srv.handshakeLimit()
+	lim.sem <- struct{}{} // the only slot, held
+	_, waiting := pendingTLS(t, addr)
+	for range 3 {
+		assert.Equal(t, http.StatusOK, getOn(t, established, "/"), "an established connection is served while the slots are full")
+	}
+	select {
+	case err := <-waiting:
+		t.Fatalf("a handshake went through while the only slot was held: %v", err)
+	default:
+	}
+	lim.give()
+	require.NoError(t, waitSignal(t, waiting, "the waiting handshake, once the slot is free"))
 }
 
 // stallConn lets its first write (the ClientHello) through and blocks every
@@ -459,6 +502,34 @@ func TestHandshakeSlotNotHeld(t *testing.T) {
 	}
 }
 
+// TestHandshakeSlotGivenBackAtRead checks the slot's lifetime on a
+// countConn: held from take until the handshake's next read.
+func TestHandshakeSlotGivenBackAtRead(t *testing.T) {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	lim := &handshakeLimiter{sem: make(chan struct{}, 1)}
+	cc := &countConn{Conn: a}
+	require.NoError(t, cc.takeHandshakeSlot(lim, nil))
+	assert.Len(t, lim.sem, 1, "held after take")
+	go b.Write([]byte("x"))
+	_, err := cc.Read(make([]byte, 1))
+	require.NoError(t, err)
+	assert.Empty(t, lim.sem, "given back at the read")
+	cc.giveHandshakeSlot() // a second give is a no-op
+	assert.Empty(t, lim.sem)
+
+	// A take beyond the limit waits until its deadline.
+	lim.sem <- struct{}{}
+	cc.hsDeadline = time.Now().Add(20 * time.Millisecond)
+	assert.ErrorIs(t, cc.takeHandshakeSlot(lim, nil), os.ErrDeadlineExceeded)
+	// Or until done.
+	cc.hsDeadline = time.Time{}
+	done := make(chan struct{})
+	close(done)
+	assert.ErrorIs(t, cc.takeHandshakeSlot(lim, done), net.ErrClosed)
+	assert.Nil(t, cc.hs)
+}
+
 // TestYieldToNetwork checks that yieldToNetwork returns, from many
 // goroutines at once, and keeps few pipes.
 func TestYieldToNetwork(t *testing.T) {
@@ -473,4 +544,62 @@ func TestYieldToNetwork(t *testing.T) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	waitSignal(t, done, "the yields to return")
+}
+
+// TestHandshakeSlotFreeDuringGetCertificate checks that a GetCertificate
+// of the caller's that waits (for a certificate store, or, like autocert's,
+// for a certificate to be issued, whose TLS-ALPN-01 challenge is itself a
+// handshake with the server) holds no handshake slot while it waits: with
+// MaxConcurrentHandshakes 1, another handshake completes meanwhile,
+// whichever configuration the GetCertificate belongs to.
+func TestHandshakeSlotFreeDuringGetCertificate(t *testing.T) {
+	cert, _ := testCertificate(t)
+	for _, tc := range []struct {
+		name  string
+		files bool // serve the key pair from files; GetCertificate asked first
+		setup func(cfg *tls.Config, get func(*tls.ClientHelloInfo) (*tls.Certificate, error))
+	}{
+		{"TLSConfig.GetCertificate", false, func(cfg *tls.Config, get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) {
+			cfg.GetCertificate = get
+		}},
+		{"TLSConfig.GetCertificate beside cert files", true, func(cfg *tls.Config, get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) {
+			cfg.GetCertificate = get
+		}},
+		{"GetCertificate of the config GetConfigForClient returns", false, func(cfg *tls.Config, get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) {
+			cfg.Certificates = []tls.Certificate{cert}
+			cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				return &tls.Config{GetCertificate: get}, nil
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			entered, gate := make(chan struct{}), make(chan struct{})
+			var first sync.Once
+			get := func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				waits := false
+				first.Do(func() { waits = true })
+				if waits {
+					close(entered)
+					<-gate
+				}
+				return &cert, nil
+			}
+			cfg := &tls.Config{}
+			tc.setup(cfg, get)
+			srv := &Server{MaxConcurrentHandshakes: 1, TLSConfig: cfg, Handler: okHandler, ErrorLog: discardLogger()}
+			certFile, keyFile := "", ""
+			if tc.files {
+				certFile, keyFile = testCertFile, testKeyFile
+			}
+			addr := serveOn(t, localListener(t), func(ln net.Listener) error { return srv.ServeTLS(ln, certFile, keyFile) }, srv.Close)
+			_, slow := pendingTLS(t, addr)
+			waitSignal(t, entered, "GetCertificate to wait")
+			c := dialTLS(t, addr, "http/1.1")
+			assert.Equal(t, http.StatusOK, getOn(t, c, "/"), "a handshake while another's GetCertificate waits")
+			close(gate)
+			require.NoError(t, waitSignal(t, slow, "the handshake whose GetCertificate waited"))
+			assert.Eventually(t, func() bool { return len(srv.handshakeLimit().sem) == 0 }, testTimeout(), time.Millisecond,
+				"no slot held once the handshakes are done")
+		})
+	}
 }

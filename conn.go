@@ -55,10 +55,6 @@ type conn struct {
 	connSlot      *connLimiter
 	connSlotFreed atomic.Bool
 
-	// hs is the connection's MaxConcurrentHandshakes slot, used by its
-	// handshake only.
-	hs hsSlot
-
 	// h1 is the HTTP/1 engine serving the connection, once it has
 	// started; closeIdleConns wakes it to drain (see drainIdle).
 	h1 atomic.Pointer[h1conn]
@@ -225,12 +221,17 @@ func (c *conn) serve(ctx context.Context) {
 func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
 	timeout := c.srv.tlsHandshakeTimeout()
 	phaseDeadline(c.rwc, timeout)
-	// The MaxConcurrentHandshakes slot, if any, is taken once the
-	// ClientHello has arrived (see limitHandshakes) and given back by the
-	// end of the handshake at the latest.
-	ctx = c.handshakeContext(ctx, timeout)
+	if c.raw != nil && timeout > 0 && c.srv.handshakeLimit() != nil {
+		// A MaxConcurrentHandshakes slot is waited for within the
+		// handshake timeout; see limitHandshakes.
+		c.raw.hsDeadline = time.Now().Add(timeout)
+	}
 	err := tc.HandshakeContext(ctx)
-	c.hs.finish()
+	if c.raw != nil {
+		// The slot, if the handshake still holds one (it failed before
+		// reading from the client again), goes back.
+		c.raw.giveHandshakeSlot()
+	}
 	if err != nil {
 		// If the handshake failed due to the client not speaking TLS,
 		// assume they're speaking plaintext HTTP and write a 400 response

@@ -325,9 +325,21 @@ func (s *Server) cutDrain(wake <-chan struct{}) {
 type countConn struct {
 	net.Conn
 	n atomic.Uint64
+
+	// hs is the MaxConcurrentHandshakes limiter whose slot the
+	// connection's TLS handshake holds, or nil; hsDeadline is the
+	// handshake's deadline, set when the limit is on. Both are used only
+	// by the goroutine running the handshake (see handshakelimit.go).
+	hs         *handshakeLimiter
+	hsDeadline time.Time
 }
 
 func (c *countConn) Read(p []byte) (int, error) {
+	if c.hs != nil {
+		// The server is done computing its part of the handshake and
+		// waits for the client: the slot goes to another handshake.
+		c.giveHandshakeSlot()
+	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.n.Add(uint64(n))

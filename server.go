@@ -294,9 +294,11 @@ type Server struct {
 	// HTTP/2 connection counts once, whatever its streams, and one handed
 	// to a TLSNextProto function counts until the function returns and
 	// the connection is closed. A hijacked connection stops counting when
-	// it is hijacked, since the handler then owns it. Each accept loop
-	// holds a slot for the connection it is about to accept, so with
-	// several listeners up to one slot per idle listener is reserved.
+	// it is hijacked, since the handler then owns it. An accept loop
+	// checks the limit before it waits in Accept, so with several
+	// listeners (several Serve calls) the server may hold up to one more
+	// connection per listener beyond the first; an idle listener holds no
+	// share of the limit.
 	//
 	// Zero means a limit derived from the process's RLIMIT_NOFILE soft
 	// limit when serving starts: the limit less a quarter of it (at least
@@ -313,26 +315,32 @@ type Server struct {
 
 	// MaxConcurrentHandshakes limits the TLS handshakes that do their
 	// cryptography at once, so that a flood of new connections cannot
-	// starve requests on established ones: a handshake takes a slot once
-	// the client's ClientHello has arrived (clients that connect and send
-	// nothing hold none), and gives it back once the server has sent its
-	// handshake messages (TLS 1.3 without client certificates), or after
-	// at most 20 ms otherwise, since the server then waits for the client.
-	// Handshakes beyond the limit wait for a slot, within the handshake
+	// starve requests on established ones. A handshake holds a slot only
+	// while the server computes its part: from when the client's
+	// ClientHello has been read and TLSConfig.GetConfigForClient, if set,
+	// has returned, until the server has written its handshake messages
+	// and next reads from the client. Clients that connect and send
+	// nothing, send slowly, or stop after their ClientHello hold no slot,
+	// and neither does a TLSConfig.GetCertificate while it runs (it may
+	// wait for a certificate store, or for a certificate to be issued).
+	// Handshakes beyond the limit wait for a slot within the handshake
 	// timeout (see TLSHandshakeTimeout), which bounds the wait and the
 	// handshake together; one still waiting then fails. A handshake that
-	// gets a slot lets the requests already waiting on established
+	// had to wait lets the requests already waiting on established
 	// connections run before it computes (Go's scheduler would otherwise
 	// run it first).
 	//
 	// Zero means runtime.GOMAXPROCS(0) when serving starts: a handshake's
-	// server work is CPU-bound (a signature, a key exchange), so more of
+	// server work is CPU-bound (a key exchange, a signature), so more of
 	// them at once than there are processors to run them does not make
 	// handshakes faster, it only lengthens the run queue that requests on
 	// established connections wait in. Negative means no limit, as in
 	// net/http. The limit applies to connections served through ServeTLS
 	// and ListenAndServeTLS, whose TLS configuration httpsrv builds; it
-	// does not apply to TLS listeners given to Serve.
+	// does not apply to TLS listeners given to Serve. A TLS 1.3 handshake
+	// that needs a HelloRetryRequest (the client's key share is for no
+	// group the server accepts) gives its slot back when it reads the
+	// second ClientHello and computes the rest without one.
 	MaxConcurrentHandshakes int
 
 	inShutdown        atomic.Bool // true when server is in shutdown
@@ -487,22 +495,12 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 	protos := s.protocols()
 	al := s.newAcceptLoop(orig, done) // see backoff.go
 	defer al.close()
-	// With MaxConns, the loop takes a connection slot before each Accept
-	// and hands it to the connection accepted; after an Accept error it
-	// keeps it for the next Accept.
+	// With MaxConns, the loop waits while the server is at its limit
+	// before each Accept, and the connection accepted takes a slot.
 	limit := s.connLimit()
-	var slot *connLimiter // the slot held for the next Accept, if any
-	defer func() {
-		if slot != nil {
-			slot.release()
-		}
-	}()
 	for {
-		if limit != nil && slot == nil {
-			if !limit.acquire(s, done) {
-				return http.ErrServerClosed
-			}
-			slot = limit
+		if limit != nil && !limit.wait(s, done) {
+			return http.ErrServerClosed
 		}
 		rw, err := l.Accept()
 		if err != nil {
@@ -530,7 +528,10 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 			}
 		}
 		c := s.newConn(rw)
-		c.connSlot, slot = slot, nil        // released when c is closed or hijacked
+		if limit != nil {
+			limit.add()
+			c.connSlot = limit // released when c is closed or hijacked
+		}
 		c.setState(http.StateNew, runHooks) // before Serve can return
 		go c.serve(connCtx)
 	}
