@@ -44,11 +44,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
+	"runtime/pprof"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/seed80f6b3e8/httpsrv"
@@ -248,8 +251,24 @@ func serverMain(args []string) {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
 	impl := fs.String("impl", "httpsrv", "httpsrv or nethttp")
 	certType := fs.String("cert", "rsa", "rsa or ecdsa")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the server to this file until SIGTERM")
 	fs.Parse(args)
 	cert := selfSigned(*certType)
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		go func() {
+			<-sig
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(0)
+		}()
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
