@@ -17,28 +17,28 @@ import (
 // TestReviewAdmIdleListenerStarvesOther: MaxConns 1 and two listeners.
 // The first listener's accept loop must not hold the only slot while it
 // waits in Accept with no client: a client of the second listener is
-// served. While that client's connection is open, a client of the first
-// waits in the backlog, and is served once it closes.
+// served. While that client's connection is open, the next client of the
+// second listener waits in the backlog, and is served once it closes.
 func TestReviewAdmIdleListenerStarvesOther(t *testing.T) {
 	srv := &Server{MaxConns: 1, Handler: okHandler, ErrorLog: discardLogger()}
 	atLimit := hookConnLimitWait(t, srv)
 	serve := func(ln net.Listener) error { return srv.ServeTLS(ln, testCertFile, testKeyFile) }
-	addrA := serveOn(t, localListener(t), serve, srv.Close) // listener A: idle
+	serveOn(t, localListener(t), serve, srv.Close) // listener A: idle
 	addrB := serveOn(t, localListener(t), serve, srv.Close)
 
 	b := dialTLS(t, addrB, "http/1.1")
 	require.Equal(t, http.StatusOK, getOn(t, b, "/"), "a client of listener B while listener A is idle")
 
-	// At the limit now: a client of A waits in the backlog.
-	_, aDone := pendingTLS(t, addrA)
-	waitSignal(t, atLimit, "an accept loop to wait at the limit")
+	// At the limit now: B's next client waits in the backlog.
+	_, next := pendingTLS(t, addrB)
+	waitSignal(t, atLimit, "listener B's loop to wait at the limit")
 	select {
-	case err := <-aDone:
-		t.Fatalf("listener A's client was served while B's connection held the only slot: %v", err)
+	case err := <-next:
+		t.Fatalf("a second client of listener B was served while the first held the only slot: %v", err)
 	case <-time.After(notWithin):
 	}
 	b.Close()
-	require.NoError(t, waitSignal(t, aDone, "listener A's client, once B's connection closed"))
+	require.NoError(t, waitSignal(t, next, "B's second client, once the first closed"))
 }
 
 // stallTLS starts a TLS handshake, offering at most version, on a new
