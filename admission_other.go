@@ -4,6 +4,7 @@ package httpsrv
 
 import (
 	"errors"
+	"net"
 	"runtime"
 )
 
@@ -13,7 +14,13 @@ func getRlimitNoFile() (uint64, error) {
 	return 0, errors.New("no RLIMIT_NOFILE on this platform")
 }
 
+// yieldPool is empty outside Unix; see admission_unix.go.
+type yieldPool struct{}
+
 // yieldToNetwork yields with runtime.Gosched; see admission_unix.go.
-func yieldToNetwork() {
-	runtime.Gosched()
-}
+func (*yieldPool) yieldToNetwork() { runtime.Gosched() }
+
+func (*yieldPool) close() {}
+
+// peerClosed reports false: the check needs a non-blocking peek.
+func peerClosed(net.Conn) bool { return false }

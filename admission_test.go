@@ -2,6 +2,7 @@ package httpsrv
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -502,48 +503,107 @@ func TestHandshakeSlotNotHeld(t *testing.T) {
 	}
 }
 
-// TestHandshakeSlotGivenBackAtRead checks the slot's lifetime on a
-// countConn: held from take until the handshake's next read.
-func TestHandshakeSlotGivenBackAtRead(t *testing.T) {
+// TestHandshakeSlotLifetime checks the slot's lifetime on a countConn:
+// held from take until the handshake's next write or read, and the bounds
+// of a wait.
+func TestHandshakeSlotLifetime(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		op   func(t *testing.T, cc *countConn, peer net.Conn)
+	}{
+		{"read", func(t *testing.T, cc *countConn, peer net.Conn) {
+			go peer.Write([]byte("x"))
+			_, err := cc.Read(make([]byte, 1))
+			require.NoError(t, err)
+		}},
+		{"write", func(t *testing.T, cc *countConn, peer net.Conn) {
+			go peer.Read(make([]byte, 1))
+			_, err := cc.Write([]byte("x"))
+			require.NoError(t, err)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := net.Pipe()
+			t.Cleanup(func() { a.Close(); b.Close() })
+			lim := &handshakeLimiter{sem: make(chan struct{}, 1), closed: make(chan struct{})}
+			cc := &countConn{Conn: a}
+			require.NoError(t, cc.takeHandshakeSlot(lim))
+			assert.Len(t, lim.sem, 1, "held after take")
+			tc.op(t, cc, b)
+			assert.Empty(t, lim.sem, "given back")
+			cc.giveHandshakeSlot() // a second give is a no-op
+			assert.Empty(t, lim.sem)
+		})
+	}
+
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
-	lim := &handshakeLimiter{sem: make(chan struct{}, 1)}
+	lim := &handshakeLimiter{sem: make(chan struct{}, 1), closed: make(chan struct{})}
 	cc := &countConn{Conn: a}
-	require.NoError(t, cc.takeHandshakeSlot(lim, nil))
-	assert.Len(t, lim.sem, 1, "held after take")
-	go b.Write([]byte("x"))
-	_, err := cc.Read(make([]byte, 1))
-	require.NoError(t, err)
-	assert.Empty(t, lim.sem, "given back at the read")
-	cc.giveHandshakeSlot() // a second give is a no-op
-	assert.Empty(t, lim.sem)
-
 	// A take beyond the limit waits until its deadline.
 	lim.sem <- struct{}{}
 	cc.hsDeadline = time.Now().Add(20 * time.Millisecond)
-	assert.ErrorIs(t, cc.takeHandshakeSlot(lim, nil), os.ErrDeadlineExceeded)
-	// Or until done.
+	assert.ErrorIs(t, cc.takeHandshakeSlot(lim), os.ErrDeadlineExceeded)
+	// Or until the server is closed.
 	cc.hsDeadline = time.Time{}
-	done := make(chan struct{})
-	close(done)
-	assert.ErrorIs(t, cc.takeHandshakeSlot(lim, done), net.ErrClosed)
-	assert.Nil(t, cc.hs)
+	close(lim.closed)
+	assert.ErrorIs(t, cc.takeHandshakeSlot(lim), net.ErrClosed)
+	assert.False(t, cc.hsHeld)
+}
+
+// TestHRRWatch checks that hrrWatch reports the second ClientHello whole,
+// and not before, however the bytes are split into reads and records.
+func TestHRRWatch(t *testing.T) {
+	record := func(typ byte, payload []byte) []byte {
+		return append([]byte{typ, 3, 3, byte(len(payload) >> 8), byte(len(payload))}, payload...)
+	}
+	body := bytes.Repeat([]byte{0xab}, 700)
+	hello := append([]byte{1, 0, byte(len(body) >> 8), byte(len(body))}, body...)
+	ccs := record(20, []byte{1})
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+	}{
+		{"one record", record(22, hello)},
+		{"after a ChangeCipherSpec", append(append([]byte{}, ccs...), record(22, hello)...)},
+		{"over three records", append(append(record(22, hello[:2]), record(22, hello[2:300])...), record(22, hello[300:])...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, chunk := range []int{1, 3, 7, 100, len(tc.stream)} {
+				w := hrrWatch{active: true}
+				done := -1
+				for i := 0; i < len(tc.stream); i += chunk {
+					if w.feed(tc.stream[i:min(i+chunk, len(tc.stream))]) {
+						done = min(i+chunk, len(tc.stream))
+						break
+					}
+				}
+				assert.Equal(t, len(tc.stream), done, "reads of %d bytes: the ClientHello is whole at the last byte", chunk)
+			}
+		})
+	}
 }
 
 // TestYieldToNetwork checks that yieldToNetwork returns, from many
-// goroutines at once, and keeps few pipes.
+// goroutines at once, and that the pool's pipes are closed with it.
 func TestYieldToNetwork(t *testing.T) {
+	var p yieldPool
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
 			for range 200 {
-				yieldToNetwork()
+				p.yieldToNetwork()
 			}
 		})
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	waitSignal(t, done, "the yields to return")
+	p.close()
+	p.yieldToNetwork() // after close: a pipe made and closed
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	assert.Empty(t, p.free)
 }
 
 // TestHandshakeSlotFreeDuringGetCertificate checks that a GetCertificate

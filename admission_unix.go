@@ -3,8 +3,10 @@
 package httpsrv
 
 import (
+	"net"
 	"os"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -28,10 +30,15 @@ type netYielder struct {
 	wfd  int             // w's descriptor, non-blocking
 }
 
-// yielders is the free list of netYielders. Each is a pipe, used by one
-// goroutine at a time; there are never more in use than handshake slots
-// held at once, and at most cap(yielders) are kept for the process.
-var yielders = make(chan *netYielder, 16)
+// yieldPool keeps the pipes of a handshake limiter's yields. Each pipe is
+// used by one goroutine at a time; no more are made than handshakes yield
+// at once (at most the slots, plus the callbacks' re-takes), and those
+// kept are closed with the server (Server.closeHandshakeLimit).
+type yieldPool struct {
+	mu     sync.Mutex
+	free   []*netYielder
+	closed bool
+}
 
 // maxYieldWait bounds a yield, in case the poller's event is not seen.
 const maxYieldWait = 100 * time.Millisecond
@@ -47,17 +54,13 @@ const maxYieldWait = 100 * time.Millisecond
 // has just written to makes it runnable at the next network poll, with
 // the connections that became readable meanwhile, so that its handshake
 // is computed after the requests that were waiting. The cost is a write
-// and a read on a pipe. Without a pipe it yields with runtime.Gosched.
-func yieldToNetwork() {
-	var y *netYielder
-	select {
-	case y = <-yielders:
-	default:
-		y = newNetYielder()
-		if y == nil {
-			runtime.Gosched()
-			return
-		}
+// and a read on a pipe. Without a pipe (out of descriptors) it yields with
+// runtime.Gosched.
+func (p *yieldPool) yieldToNetwork() {
+	y := p.get()
+	if y == nil {
+		runtime.Gosched()
+		return
 	}
 	var b [1]byte
 	first, ok := true, false
@@ -80,9 +83,42 @@ func yieldToNetwork() {
 		y.close()
 		return
 	}
-	select {
-	case yielders <- y:
-	default:
+	p.put(y)
+}
+
+// get returns a pipe from the pool, or a new one, or nil.
+func (p *yieldPool) get() *netYielder {
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		y := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return y
+	}
+	p.mu.Unlock()
+	return newNetYielder()
+}
+
+// put keeps y for the next yield, or closes it once the pool is closed.
+func (p *yieldPool) put(y *netYielder) {
+	p.mu.Lock()
+	if !p.closed {
+		p.free = append(p.free, y)
+		y = nil
+	}
+	p.mu.Unlock()
+	if y != nil {
+		y.close()
+	}
+}
+
+// close closes the pipes kept; those in use are closed when put back.
+func (p *yieldPool) close() {
+	p.mu.Lock()
+	free := p.free
+	p.free, p.closed = nil, true
+	p.mu.Unlock()
+	for _, y := range free {
 		y.close()
 	}
 }
@@ -112,4 +148,26 @@ func newNetYielder() *netYielder {
 func (y *netYielder) close() {
 	y.r.Close()
 	y.w.Close()
+}
+
+// peerClosed reports whether the client has closed or reset c: a
+// non-blocking peek finds the end of the stream or an error. Connections
+// that are not sockets report false.
+func peerClosed(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		gone = rerr == nil && n == 0 || rerr != nil && rerr != syscall.EAGAIN && rerr != syscall.EINTR
+		return true
+	})
+	return gone || err != nil
 }

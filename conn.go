@@ -226,12 +226,13 @@ func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
 		// handshake timeout; see limitHandshakes.
 		c.raw.hsDeadline = time.Now().Add(timeout)
 	}
-	err := tc.HandshakeContext(ctx)
 	if c.raw != nil {
-		// The slot, if the handshake still holds one (it failed before
-		// reading from the client again), goes back.
-		c.raw.giveHandshakeSlot()
+		// The MaxConcurrentHandshakes slot, if the handshake still holds
+		// one (it failed, or a callback panicked, before it wrote to or
+		// read from the client again), goes back.
+		defer c.raw.endHandshake()
 	}
+	err := tc.HandshakeContext(ctx)
 	if err != nil {
 		// If the handshake failed due to the client not speaking TLS,
 		// assume they're speaking plaintext HTTP and write a 400 response

@@ -326,16 +326,20 @@ type countConn struct {
 	net.Conn
 	n atomic.Uint64
 
-	// hs is the MaxConcurrentHandshakes limiter whose slot the
-	// connection's TLS handshake holds, or nil; hsDeadline is the
-	// handshake's deadline, set when the limit is on. Both are used only
-	// by the goroutine running the handshake (see handshakelimit.go).
+	// The MaxConcurrentHandshakes state of the connection's TLS handshake
+	// (see handshakelimit.go), used only by the goroutine running it: hs
+	// is the limiter, once a slot has been taken, and hsHeld whether the
+	// handshake holds one now; hsDeadline is the handshake's deadline,
+	// set when the limit is on; hrr follows the client's second
+	// ClientHello after a HelloRetryRequest.
 	hs         *handshakeLimiter
+	hsHeld     bool
 	hsDeadline time.Time
+	hrr        hrrWatch
 }
 
 func (c *countConn) Read(p []byte) (int, error) {
-	if c.hs != nil {
+	if c.hsHeld {
 		// The server is done computing its part of the handshake and
 		// waits for the client: the slot goes to another handshake.
 		c.giveHandshakeSlot()
@@ -343,8 +347,20 @@ func (c *countConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.n.Add(uint64(n))
+		if c.hrr.active {
+			if herr := c.handshakeRead(p[:n]); herr != nil {
+				return n, herr
+			}
+		}
 	}
 	return n, err
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	if c.hsHeld {
+		c.handshakeWrite(p)
+	}
+	return c.Conn.Write(p)
 }
 
 // tlsCountListener is tls.NewListener's listener, with a countConn

@@ -648,6 +648,9 @@ func nextShutdownPoll(base time.Duration, jitter float64) (wait, nextBase time.D
 // calls to methods such as Serve will return http.ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.flushHandshakeErrors()
+	// Handshakes waiting for a slot go on (within their handshake
+	// timeout): only Close fails them.
+	defer s.closeHandshakeLimit(false)
 	s.boundDrain(ctx) // before connections can see the shutdown
 	s.inShutdown.Store(true)
 
@@ -731,6 +734,7 @@ const closeNotifyGrace = 100 * time.Millisecond
 func (s *Server) Close() error {
 	defer s.flushHandshakeErrors()
 	s.inShutdown.Store(true)
+	s.closeHandshakeLimit(true)
 	s.mu.Lock()
 	err := s.closeListenersLocked()
 	s.closeDoneLocked()

@@ -178,7 +178,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		}
 	}
 	// MaxConcurrentHandshakes: see limitHandshakes.
-	config.GetConfigForClient = s.limitHandshakes(config.GetConfigForClient)
+	config.GetConfigForClient = s.limitHandshakes(config, config.GetConfigForClient)
 	for _, r := range []*certReloader{ca, pair} {
 		if r != nil {
 			s.addCertReloader(r)
