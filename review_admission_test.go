@@ -62,16 +62,13 @@ func stallTLS(t *testing.T, addr string, version uint16, cert *tls.Certificate) 
 
 // TestReviewAdmStalledHandshakesLockOut: a client that sends a ClientHello
 // offering only TLS 1.2 (or any client when a client certificate is
-// requested) and then nothing holds a handshake slot for the whole 20 ms
-// lease, after the server has done its work. With the default limit, a
-// burst of such ClientHellos (a few bytes each for the attacker) queues in
-// front of every legitimate handshake, 20 ms each: 50 of them delay a real
-// client by a second, 500 make it time out. The server's CPU work for
-// them is a few milliseconds; without the limit (net/http) the real
-// client's handshake is not delayed.
+// requested) and then nothing must hold no handshake slot once the server
+// has done its work (there was a 20 ms lease: a burst of such ClientHellos
+// queued in front of every legitimate handshake, 20 ms each). Once all the
+// stalled clients have the server's flight, no slot is held, and a
+// legitimate handshake goes through.
 func TestReviewAdmStalledHandshakesLockOut(t *testing.T) {
 	const stallers = 50
-	const want = 300 * time.Millisecond
 	cert, _ := testCertificate(t)
 	for _, tc := range []struct {
 		name    string
@@ -89,21 +86,16 @@ func TestReviewAdmStalledHandshakesLockOut(t *testing.T) {
 				ErrorLog:                discardLogger(),
 			}
 			addr := serveOn(t, localListener(t), func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }, srv.Close)
-			var first []<-chan struct{}
-			for i := range stallers {
-				s := stallTLS(t, addr, tc.version, nil)
-				if i < 2 {
-					first = append(first, s)
-				}
+			var stalled []<-chan struct{}
+			for range stallers {
+				stalled = append(stalled, stallTLS(t, addr, tc.version, nil))
 			}
-			for _, s := range first {
+			for _, s := range stalled {
 				waitSignal(t, s, "a stalled client to get the server's flight")
 			}
-			start := time.Now()
+			assert.Empty(t, srv.handshakeLimit().sem, "slots held by clients that stalled after the server's flight")
 			c := dialTLS(t, addr, "http/1.1")
-			took := time.Since(start)
 			assert.Equal(t, http.StatusOK, getOn(t, c, "/"))
-			assert.Less(t, took, want, "a legitimate handshake behind %d stalled ClientHellos took %v (20 ms lease each)", stallers, took)
 		})
 	}
 }
