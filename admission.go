@@ -1,8 +1,11 @@
 package httpsrv
 
 import (
+	"cmp"
 	"log/slog"
 	"math"
+	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,7 +100,12 @@ var testHookConnLimitWait func(*Server)
 // several pass wait at once: at most MaxConns plus the number of listeners
 // less one.
 func (l *connLimiter) wait(s *Server, done <-chan struct{}) bool {
-	waited := false
+	var reclaim *time.Timer
+	defer func() {
+		if reclaim != nil {
+			reclaim.Stop()
+		}
+	}()
 	for {
 		l.mu.Lock()
 		if l.n < l.max {
@@ -109,18 +117,62 @@ func (l *connLimiter) wait(s *Server, done <-chan struct{}) bool {
 		}
 		wake := l.wake
 		l.mu.Unlock()
-		if !waited {
-			waited = true
+		if reclaim == nil {
 			if fn := testHookConnLimitWait; fn != nil {
 				fn(s)
 			}
 			l.logAtLimit(s)
+			reclaim = time.NewTimer(reclaimIdleAfter)
 		}
 		select {
 		case <-wake:
+		case <-reclaim.C:
+			// No connection has ended for a while: take idle ones back.
+			s.reclaimIdleConns(l.reclaimBatch())
+			reclaim.Reset(reclaimIdleAfter)
 		case <-done:
 			return false
 		}
+	}
+}
+
+// reclaimIdleAfter is how long an accept loop waits at MaxConns for a
+// connection to end before it takes idle keep-alive connections back, and
+// then again between two reclaims while it still waits. A connection that
+// ends on its own within it makes room without costing an idle client its
+// connection.
+const reclaimIdleAfter = 250 * time.Millisecond
+
+// reclaimBatch returns how many idle connections one reclaim takes back: a
+// sixty-fourth of the limit, at least one, so that a burst of new clients
+// waiting in the backlog is let in within a few reclaims.
+func (l *connLimiter) reclaimBatch() int { return max(1, l.max/64) }
+
+// reclaimIdleConns takes back up to n idle HTTP/1 keep-alive connections,
+// those idle the longest first, to make room for new ones at MaxConns. As
+// nginx does when it runs out of connections, but through the drain that
+// Shutdown uses (drain.go), so that no request is lost: each closes once
+// it has been idle through the drain period (at once if it has been idle
+// that long already), and a request that arrives meanwhile is answered
+// with "Connection: close". HTTP/2 connections are not reclaimed.
+func (s *Server) reclaimIdleConns(n int) {
+	type idleConn struct {
+		h     *h1conn
+		since int64
+	}
+	var idle []idleConn
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.activeConn {
+		st, sec := c.getState()
+		if h := c.h1.Load(); h != nil && st == http.StateIdle && sec != 0 && !h.reclaimed.Load() {
+			idle = append(idle, idleConn{h, sec})
+		}
+	}
+	slices.SortFunc(idle, func(a, b idleConn) int { return cmp.Compare(a.since, b.since) })
+	for _, ic := range idle[:min(n, len(idle))] {
+		ic.h.reclaimed.Store(true)
+		ic.h.drainIdle()
 	}
 }
 

@@ -663,3 +663,42 @@ func TestHandshakeSlotFreeDuringGetCertificate(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxConnsReclaimIdle checks the reclaim of idle keep-alive
+// connections at MaxConns both ways: a new client is let in once the idle
+// connection is taken back, and the idle connection's client, sending a
+// request just as it is taken back, is answered (with Connection: close),
+// not cut.
+func TestMaxConnsReclaimIdle(t *testing.T) {
+	srv := &Server{MaxConns: 1, IdleTimeout: 10 * testTimeout(), Handler: okHandler, ErrorLog: discardLogger()}
+	atLimit := hookConnLimitWait(t, srv)
+	addr := startTLS(t, srv)
+
+	idle := dialTLS(t, addr, "http/1.1")
+	require.Equal(t, http.StatusOK, getOn(t, idle, "/"))
+	waitSignal(t, atLimit, "the accept loop to wait at MaxConns")
+	_, next := pendingTLS(t, addr)
+	reclaimed := func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		for c := range srv.activeConn {
+			if h := c.h1.Load(); h != nil && h.reclaimed.Load() {
+				return true
+			}
+		}
+		return false
+	}
+	require.Eventually(t, reclaimed, testTimeout(), time.Millisecond, "the idle connection to be taken back")
+
+	// The idle connection's client sends a request now: answered, and
+	// told that the connection closes.
+	_, err := io.WriteString(idle, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(idle), nil)
+	require.NoError(t, err, "a request on a connection being taken back")
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.True(t, resp.Close, "the response says the connection closes")
+
+	require.NoError(t, waitSignal(t, next, "the new client, once the idle connection closed"))
+}

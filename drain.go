@@ -171,7 +171,7 @@ func (cr *connReader) waitIdle(first bool, idleStart, idleLimit time.Time) (drai
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	for cr.bgRead {
-		if first && srv.shuttingDown() || !first && !srv.doKeepAlives() {
+		if first && srv.shuttingDown() || !first && !cr.h.keepAlives() {
 			draining = true
 			var drainAt time.Time
 			if first {

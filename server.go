@@ -298,7 +298,13 @@ type Server struct {
 	// checks the limit before it waits in Accept, so with several
 	// listeners (several Serve calls) the server may hold up to one more
 	// connection per listener beyond the first; an idle listener holds no
-	// share of the limit.
+	// share of the limit. When no connection has ended within 250 ms at
+	// the limit, the server takes idle HTTP/1 keep-alive connections back
+	// (the longest idle first, a sixty-fourth of the limit at a time, as
+	// nginx does when it runs out of connections) through the same drain
+	// as Shutdown: each closes once idle for 500 ms, and a request that
+	// arrives meanwhile is answered with "Connection: close". Idle HTTP/2
+	// connections are not taken back.
 	//
 	// Zero means a limit derived from the process's RLIMIT_NOFILE soft
 	// limit when serving starts: the limit less a quarter of it (at least
