@@ -324,17 +324,25 @@ type Server struct {
 	// starve requests on established ones. A handshake holds a slot only
 	// while the server computes its part: from when the client's
 	// ClientHello has been read and TLSConfig.GetConfigForClient, if set,
-	// has returned, until the server has written its handshake messages
-	// and next reads from the client. Clients that connect and send
-	// nothing, send slowly, or stop after their ClientHello hold no slot,
-	// and neither does a TLSConfig.GetCertificate while it runs (it may
-	// wait for a certificate store, or for a certificate to be issued).
+	// has returned, until the server writes its handshake messages or
+	// reads from the client. Clients that connect and send nothing, send
+	// slowly, or stop after their ClientHello hold no slot. The callbacks
+	// that may wait (GetCertificate, for a certificate store or an
+	// issuance; WrapSession and UnwrapSession, for a session store;
+	// VerifyConnection) run with the slot given back, and the handshake
+	// takes one again when they return; when a configuration sets one of
+	// the last three, it is cloned for each handshake. After a
+	// HelloRetryRequest, the handshake takes a slot again once the
+	// client's second ClientHello has arrived whole.
+	//
 	// Handshakes beyond the limit wait for a slot within the handshake
 	// timeout (see TLSHandshakeTimeout), which bounds the wait and the
-	// handshake together; one still waiting then fails. A handshake that
-	// had to wait lets the requests already waiting on established
-	// connections run before it computes (Go's scheduler would otherwise
-	// run it first).
+	// handshake together; one still waiting then fails, and one whose
+	// client closed the connection while it waited is dropped without
+	// computing. A handshake that had to wait lets the requests already
+	// waiting on established connections run before it computes (Go's
+	// scheduler would otherwise run it first). Shutdown lets waiting
+	// handshakes go on; Close fails them.
 	//
 	// Zero means runtime.GOMAXPROCS(0) when serving starts: a handshake's
 	// server work is CPU-bound (a key exchange, a signature), so more of
@@ -343,10 +351,7 @@ type Server struct {
 	// established connections wait in. Negative means no limit, as in
 	// net/http. The limit applies to connections served through ServeTLS
 	// and ListenAndServeTLS, whose TLS configuration httpsrv builds; it
-	// does not apply to TLS listeners given to Serve. A TLS 1.3 handshake
-	// that needs a HelloRetryRequest (the client's key share is for no
-	// group the server accepts) gives its slot back when it reads the
-	// second ClientHello and computes the rest without one.
+	// does not apply to TLS listeners given to Serve.
 	MaxConcurrentHandshakes int
 
 	inShutdown        atomic.Bool // true when server is in shutdown
