@@ -122,7 +122,7 @@ func (w *response) writeHead(p []byte) {
 // known: net/http's keep-alive rules, then the unread body.
 func (w *response) decideConnection(f *headFields) {
 	hs := &w.h.head
-	keepAlives := w.h.srv.doKeepAlives()
+	keepAlives := w.h.keepAlives()
 	if w.wants10KeepAlive && keepAlives && !w.mustClose {
 		if hs.get(hkContentLength) != "" && hs.get(hkConnection) == "keep-alive" {
 			w.closeAfterReply = false
@@ -150,7 +150,7 @@ func (w *response) decideConnection(f *headFields) {
 func (w *response) decideFraming(f *headFields, p []byte) {
 	h := w.h
 	hs := &h.head
-	keepAlives := h.srv.doKeepAlives()
+	keepAlives := h.keepAlives()
 	status := w.status
 	declTE := hs.get(hkTransferEncoding)
 	hasTE := declTE != ""

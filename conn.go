@@ -49,6 +49,12 @@ type conn struct {
 	// closeRWC.
 	resetOnClose atomic.Bool
 
+	// connSlot is the MaxConns limiter whose slot the connection holds,
+	// or nil. Set before serve starts; connSlotFreed is set when the slot
+	// is given back, on close or hijack (releaseConnSlot).
+	connSlot      *connLimiter
+	connSlotFreed atomic.Bool
+
 	// h1 is the HTTP/1 engine serving the connection, once it has
 	// started; closeIdleConns wakes it to drain (see drainIdle).
 	h1 atomic.Pointer[h1conn]
@@ -80,6 +86,7 @@ func (c *conn) setState(state http.ConnState, runHook bool) {
 		c.srv.trackConn(c, true)
 	case http.StateHijacked, http.StateClosed:
 		c.srv.trackConn(c, false)
+		c.releaseConnSlot()
 	}
 	c.curState.Store(uint64(time.Now().Unix())<<8 | uint64(state&0xff))
 	if !runHook {
@@ -212,8 +219,21 @@ func (c *conn) serve(ctx context.Context) {
 // reports whether it succeeded. Failures are logged, and plaintext HTTP
 // requests get net/http's 400 answer.
 func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
-	phaseDeadline(c.rwc, c.srv.tlsHandshakeTimeout())
-	if err := tc.HandshakeContext(ctx); err != nil {
+	timeout := c.srv.tlsHandshakeTimeout()
+	phaseDeadline(c.rwc, timeout)
+	if c.raw != nil && timeout > 0 && c.srv.handshakeLimit() != nil {
+		// A MaxConcurrentHandshakes slot is waited for within the
+		// handshake timeout; see limitHandshakes.
+		c.raw.hsDeadline = time.Now().Add(timeout)
+	}
+	if c.raw != nil {
+		// The MaxConcurrentHandshakes slot, if the handshake still holds
+		// one (it failed, or a callback panicked, before it wrote to or
+		// read from the client again), goes back.
+		defer c.raw.endHandshake()
+	}
+	err := tc.HandshakeContext(ctx)
+	if err != nil {
 		// If the handshake failed due to the client not speaking TLS,
 		// assume they're speaking plaintext HTTP and write a 400 response
 		// on the TLS conn's underlying net.Conn.

@@ -171,7 +171,7 @@ func (cr *connReader) waitIdle(first bool, idleStart, idleLimit time.Time) (drai
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	for cr.bgRead {
-		if first && srv.shuttingDown() || !first && !srv.doKeepAlives() {
+		if first && srv.shuttingDown() || !first && !cr.h.keepAlives() {
 			draining = true
 			var drainAt time.Time
 			if first {
@@ -325,14 +325,42 @@ func (s *Server) cutDrain(wake <-chan struct{}) {
 type countConn struct {
 	net.Conn
 	n atomic.Uint64
+
+	// The MaxConcurrentHandshakes state of the connection's TLS handshake
+	// (see handshakelimit.go), used only by the goroutine running it: hs
+	// is the limiter, once a slot has been taken, and hsHeld whether the
+	// handshake holds one now; hsDeadline is the handshake's deadline,
+	// set when the limit is on; hrr follows the client's second
+	// ClientHello after a HelloRetryRequest.
+	hs         *handshakeLimiter
+	hsHeld     bool
+	hsDeadline time.Time
+	hrr        hrrWatch
 }
 
 func (c *countConn) Read(p []byte) (int, error) {
+	if c.hsHeld {
+		// The server is done computing its part of the handshake and
+		// waits for the client: the slot goes to another handshake.
+		c.giveHandshakeSlot()
+	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.n.Add(uint64(n))
+		if c.hrr.active {
+			if herr := c.handshakeRead(p[:n]); herr != nil {
+				return n, herr
+			}
+		}
 	}
 	return n, err
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	if c.hsHeld {
+		c.handshakeWrite(p)
+	}
+	return c.Conn.Write(p)
 }
 
 // tlsCountListener is tls.NewListener's listener, with a countConn

@@ -128,6 +128,11 @@ type h1conn struct {
 	srv *Server // immutable
 	rwc net.Conn
 
+	// reclaimed is set when the server, at MaxConns, takes the
+	// connection back while it is idle: keep-alives end for it alone, and
+	// it drains as at Shutdown (see Server.reclaimIdleConns).
+	reclaimed atomic.Bool
+
 	cr   connReader    // between bufr and rwc; see connReader
 	bufr *bufio.Reader // nil once released
 	bufw *bufio.Writer // writes through connErrorWriter; nil once released
@@ -693,4 +698,11 @@ func (cr *connReader) Read(p []byte) (int, error) {
 	cr.mu.Unlock()
 	cr.cond.Broadcast()
 	return n, err
+}
+
+// keepAlives reports whether the connection may be kept open for another
+// request: keep-alives are on for the server, and the server has not
+// taken this connection back (reclaimed).
+func (h *h1conn) keepAlives() bool {
+	return h.srv.doKeepAlives() && !h.reclaimed.Load()
 }

@@ -285,6 +285,75 @@ type Server struct {
 	// all these lines go to ErrorLog.
 	CertReloadInterval time.Duration
 
+	// MaxConns limits the connections the server holds open at once, over
+	// all its listeners. At the limit the accept loops stop accepting, so
+	// new connections wait in the kernel's listen backlog (a load balancer
+	// or client sees back-pressure, not a reset) until a connection ends;
+	// waiting never holds up Shutdown or Close. Every connection counts
+	// from its accept, through its TLS handshake, until it is closed: an
+	// HTTP/2 connection counts once, whatever its streams, and one handed
+	// to a TLSNextProto function counts until the function returns and
+	// the connection is closed. A hijacked connection stops counting when
+	// it is hijacked, since the handler then owns it. An accept loop
+	// checks the limit before it waits in Accept, so with several
+	// listeners (several Serve calls) the server may hold up to one more
+	// connection per listener beyond the first; an idle listener holds no
+	// share of the limit. When no connection has ended within 250 ms at
+	// the limit, the server takes idle HTTP/1 keep-alive connections back
+	// (the longest idle first, a sixty-fourth of the limit at a time, as
+	// nginx does when it runs out of connections) through the same drain
+	// as Shutdown: each closes once idle for 500 ms, and a request that
+	// arrives meanwhile is answered with "Connection: close". Idle HTTP/2
+	// connections are not taken back.
+	//
+	// Zero means a limit derived from the process's RLIMIT_NOFILE soft
+	// limit when serving starts: the limit less a quarter of it (at least
+	// 64 descriptors, at most half of them), left for the program's own
+	// files: listeners, log and certificate files, and what handlers open
+	// (a file served, a connection to a backend), so that at the limit the
+	// program can still open files and accept does not run into EMFILE.
+	// Go raises the soft limit to the hard limit at start-up on Unix, so
+	// with a hard limit of 1048576 the default is 786432, and with 1024 it
+	// is 768. Where there is no RLIMIT_NOFILE (Windows), zero means no
+	// limit. Negative means no limit. This field has no counterpart in
+	// net/http, which accepts connections until accept fails.
+	MaxConns int
+
+	// MaxConcurrentHandshakes limits the TLS handshakes that do their
+	// cryptography at once, so that a flood of new connections cannot
+	// starve requests on established ones. A handshake holds a slot only
+	// while the server computes its part: from when the client's
+	// ClientHello has been read and TLSConfig.GetConfigForClient, if set,
+	// has returned, until the server writes its handshake messages or
+	// reads from the client. Clients that connect and send nothing, send
+	// slowly, or stop after their ClientHello hold no slot. The callbacks
+	// that may wait (GetCertificate, for a certificate store or an
+	// issuance; WrapSession and UnwrapSession, for a session store;
+	// VerifyConnection) run with the slot given back, and the handshake
+	// takes one again when they return; when a configuration sets one of
+	// the last three, it is cloned for each handshake. After a
+	// HelloRetryRequest, the handshake takes a slot again once the
+	// client's second ClientHello has arrived whole.
+	//
+	// Handshakes beyond the limit wait for a slot within the handshake
+	// timeout (see TLSHandshakeTimeout), which bounds the wait and the
+	// handshake together; one still waiting then fails, and one whose
+	// client closed the connection while it waited is dropped without
+	// computing. A handshake that had to wait lets the requests already
+	// waiting on established connections run before it computes (Go's
+	// scheduler would otherwise run it first). Shutdown lets waiting
+	// handshakes go on; Close fails them.
+	//
+	// Zero means runtime.GOMAXPROCS(0) when serving starts: a handshake's
+	// server work is CPU-bound (a key exchange, a signature), so more of
+	// them at once than there are processors to run them does not make
+	// handshakes faster, it only lengthens the run queue that requests on
+	// established connections wait in. Negative means no limit, as in
+	// net/http. The limit applies to connections served through ServeTLS
+	// and ListenAndServeTLS, whose TLS configuration httpsrv builds; it
+	// does not apply to TLS listeners given to Serve.
+	MaxConcurrentHandshakes int
+
 	inShutdown        atomic.Bool // true when server is in shutdown
 	disableKeepAlives atomic.Bool
 	drainLimit        atomic.Int64 // Unix ns by which idle HTTP/1 drains end, 0 for none; see boundDrain
@@ -316,6 +385,8 @@ type Server struct {
 	certs      []*certReloader // key pairs served from files, for ReloadCertificate
 
 	listenerGroup sync.WaitGroup
+
+	adm admission // MaxConns and MaxConcurrentHandshakes; see admission.go
 }
 
 // ListenAndServeTLS listens on the TCP network address srv.Addr and then
@@ -435,7 +506,13 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 	protos := s.protocols()
 	al := s.newAcceptLoop(orig, done) // see backoff.go
 	defer al.close()
+	// With MaxConns, the loop waits while the server is at its limit
+	// before each Accept, and the connection accepted takes a slot.
+	limit := s.connLimit()
 	for {
+		if limit != nil && !limit.wait(s, done) {
+			return http.ErrServerClosed
+		}
 		rw, err := l.Accept()
 		if err != nil {
 			if s.shuttingDown() {
@@ -462,6 +539,10 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 			}
 		}
 		c := s.newConn(rw)
+		if limit != nil {
+			limit.add()
+			c.connSlot = limit // released when c is closed or hijacked
+		}
 		c.setState(http.StateNew, runHooks) // before Serve can return
 		go c.serve(connCtx)
 	}
@@ -578,6 +659,9 @@ func nextShutdownPoll(base time.Duration, jitter float64) (wait, nextBase time.D
 // calls to methods such as Serve will return http.ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.flushHandshakeErrors()
+	// Handshakes waiting for a slot go on (within their handshake
+	// timeout): only Close fails them.
+	defer s.closeHandshakeLimit(false)
 	s.boundDrain(ctx) // before connections can see the shutdown
 	s.inShutdown.Store(true)
 
@@ -661,6 +745,7 @@ const closeNotifyGrace = 100 * time.Millisecond
 func (s *Server) Close() error {
 	defer s.flushHandshakeErrors()
 	s.inShutdown.Store(true)
+	s.closeHandshakeLimit(true)
 	s.mu.Lock()
 	err := s.closeListenersLocked()
 	s.closeDoneLocked()

@@ -133,7 +133,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		// GetCertificate of the caller's keeps the turn crypto/tls gives it
 		// when Certificates is set: it is asked first when the client sent
 		// a server name, and the files' pair serves when it returns nil.
-		userGet := config.GetCertificate
+		userGet := s.slotFreeGetCertificate(config.GetCertificate)
 		config.Certificates = nil
 		config.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			if userGet != nil && hello.ServerName != "" {
@@ -143,6 +143,8 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 			}
 			return r.GetCertificate(hello)
 		}
+	} else {
+		config.GetCertificate = s.slotFreeGetCertificate(config.GetCertificate)
 	}
 	if userFn := config.GetConfigForClient; userFn != nil {
 		add := configAdditions{
@@ -150,6 +152,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 			clientCAs:    ca,
 			certificates: config.Certificates,
 			getCert:      config.GetCertificate,
+			slotFree:     s.slotFreeGetCertificate,
 		}
 		base := config
 		config.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -174,6 +177,8 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 			return ca.clientConfig(base), nil
 		}
 	}
+	// MaxConcurrentHandshakes: see limitHandshakes.
+	config.GetConfigForClient = s.limitHandshakes(config, config.GetConfigForClient)
 	for _, r := range []*certReloader{ca, pair} {
 		if r != nil {
 			s.addCertReloader(r)
@@ -190,6 +195,10 @@ type configAdditions struct {
 	clientCAs    *certReloader // of ClientCAFile; nil if it is not set
 	certificates []tls.Certificate
 	getCert      func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+
+	// slotFree wraps a GetCertificate of the returned configuration's
+	// (see Server.slotFreeGetCertificate).
+	slotFree func(func(*tls.ClientHelloInfo) (*tls.Certificate, error)) func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
 
 // forClient returns a clone of c, a configuration returned by the caller's
@@ -211,6 +220,8 @@ type configAdditions struct {
 //   - A configuration without Certificates or GetCertificate gets the
 //     base's certificate source: the files' pair, reloaded when they
 //     change, or TLSConfig.Certificates.
+//   - Its own GetCertificate gives the handshake slot back while it runs
+//     (MaxConcurrentHandshakes; see Server.slotFreeGetCertificate).
 //
 // Session tickets need nothing: crypto/tls uses the base configuration's
 // ticket keys, which it rotates, unless the returned one sets its own.
@@ -229,6 +240,8 @@ func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
 	if len(c.Certificates) == 0 && c.GetCertificate == nil {
 		c.Certificates = a.certificates
 		c.GetCertificate = a.getCert
+	} else if a.slotFree != nil {
+		c.GetCertificate = a.slotFree(c.GetCertificate)
 	}
 	return c, nil
 }

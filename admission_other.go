@@ -1,0 +1,26 @@
+//go:build !unix
+
+package httpsrv
+
+import (
+	"errors"
+	"net"
+	"runtime"
+)
+
+// getRlimitNoFile reports that there is no RLIMIT_NOFILE outside Unix, so
+// that MaxConns has no default limit there.
+func getRlimitNoFile() (uint64, error) {
+	return 0, errors.New("no RLIMIT_NOFILE on this platform")
+}
+
+// yieldPool is empty outside Unix; see admission_unix.go.
+type yieldPool struct{}
+
+// yieldToNetwork yields with runtime.Gosched; see admission_unix.go.
+func (*yieldPool) yieldToNetwork() { runtime.Gosched() }
+
+func (*yieldPool) close() {}
+
+// peerClosed reports false: the check needs a non-blocking peek.
+func peerClosed(net.Conn) bool { return false }

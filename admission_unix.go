@@ -1,0 +1,173 @@
+//go:build unix
+
+package httpsrv
+
+import (
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// getRlimitNoFile returns the process's RLIMIT_NOFILE soft limit. The Go
+// runtime raises it to the hard limit when a program starts (os package,
+// since Go 1.19), so this is usually the hard limit.
+func getRlimitNoFile() (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	return uint64(rl.Cur), nil
+}
+
+// netYielder parks a goroutine until the scheduler next polls the network;
+// see yieldToNetwork.
+type netYielder struct {
+	r, w *os.File
+	rc   syscall.RawConn // of r
+	wfd  int             // w's descriptor, non-blocking
+}
+
+// yieldPool keeps the pipes of a handshake limiter's yields. Each pipe is
+// used by one goroutine at a time; no more are made than handshakes yield
+// at once (at most the slots, plus the callbacks' re-takes), and those
+// kept are closed with the server (Server.closeHandshakeLimit).
+type yieldPool struct {
+	mu     sync.Mutex
+	free   []*netYielder
+	closed bool
+}
+
+// maxYieldWait bounds a yield, in case the poller's event is not seen.
+const maxYieldWait = 100 * time.Millisecond
+
+// yieldToNetwork lets the goroutines that are waiting for the network run
+// before the caller goes on. The Go scheduler polls the network only when
+// its run queues are empty, or every 10 ms from its monitor thread, and a
+// goroutine woken by a channel runs ahead of the queues (runtime.Gosched
+// puts it in a queue the scheduler also empties before polling). Under a
+// flood of handshakes the run queues never empty, and a request that
+// arrives on an established connection waits for the monitor's poll, then
+// behind the handshakes queued by then. Parking on a pipe that the caller
+// has just written to makes it runnable at the next network poll, with
+// the connections that became readable meanwhile, so that its handshake
+// is computed after the requests that were waiting. The cost is a write
+// and a read on a pipe. Without a pipe (out of descriptors) it yields with
+// runtime.Gosched.
+func (p *yieldPool) yieldToNetwork() {
+	y := p.get()
+	if y == nil {
+		runtime.Gosched()
+		return
+	}
+	var b [1]byte
+	first, ok := true, false
+	y.r.SetReadDeadline(time.Now().Add(maxYieldWait))
+	err := y.rc.Read(func(fd uintptr) bool {
+		if first {
+			// Written here, after Read has reset the descriptor's
+			// readiness, so that the poller's event cannot be missed.
+			first = false
+			if _, err := syscall.Write(y.wfd, b[:]); err != nil {
+				return true
+			}
+			return false // park until the poller reports the byte
+		}
+		_, rerr := syscall.Read(int(fd), b[:])
+		ok = rerr == nil
+		return true
+	})
+	if err != nil || !ok {
+		y.close()
+		return
+	}
+	p.put(y)
+}
+
+// get returns a pipe from the pool, or a new one, or nil.
+func (p *yieldPool) get() *netYielder {
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		y := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return y
+	}
+	p.mu.Unlock()
+	return newNetYielder()
+}
+
+// put keeps y for the next yield, or closes it once the pool is closed.
+func (p *yieldPool) put(y *netYielder) {
+	p.mu.Lock()
+	if !p.closed {
+		p.free = append(p.free, y)
+		y = nil
+	}
+	p.mu.Unlock()
+	if y != nil {
+		y.close()
+	}
+}
+
+// close closes the pipes kept; those in use are closed when put back.
+func (p *yieldPool) close() {
+	p.mu.Lock()
+	free := p.free
+	p.free, p.closed = nil, true
+	p.mu.Unlock()
+	for _, y := range free {
+		y.close()
+	}
+}
+
+// newNetYielder returns a new pipe for yieldToNetwork, or nil.
+func newNetYielder() *netYielder {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil
+	}
+	y := &netYielder{r: r, w: w, wfd: -1}
+	rc, err := r.SyscallConn()
+	if err == nil {
+		y.rc = rc
+		var wrc syscall.RawConn
+		if wrc, err = w.SyscallConn(); err == nil {
+			err = wrc.Control(func(fd uintptr) { y.wfd = int(fd) })
+		}
+	}
+	if err != nil || y.wfd < 0 {
+		y.close()
+		return nil
+	}
+	return y
+}
+
+func (y *netYielder) close() {
+	y.r.Close()
+	y.w.Close()
+}
+
+// peerClosed reports whether the client has closed or reset c: a
+// non-blocking peek finds the end of the stream or an error. Connections
+// that are not sockets report false.
+func peerClosed(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		gone = rerr == nil && n == 0 || rerr != nil && rerr != syscall.EAGAIN && rerr != syscall.EINTR
+		return true
+	})
+	return gone || err != nil
+}
