@@ -102,7 +102,8 @@ type h2ResponseWriter interface {
 // that handlers and http.ResponseController see what net/http's HTTP/2
 // server gives them.
 type h2Floor struct {
-	rw h2ResponseWriter // immutable
+	rw    h2ResponseWriter // immutable
+	stats *serverStats     // immutable; counts the cuts
 
 	// body is the request body while the body floor is on.
 	body h2FloorBody
@@ -125,6 +126,8 @@ type h2Floor struct {
 	done bool
 	// reading and writing are the operations blocked, or about to be.
 	reading, writing h2Wait
+	// readCut and writeCut are set once a cut has been counted.
+	readCut, writeCut bool
 	// timer runs expire; nil until first needed.
 	timer *time.Timer
 	// timerAt is when timer fires, zero when it is stopped or has fired.
@@ -149,19 +152,33 @@ var deadlinePast = time.Unix(1, 0)
 
 // serveHTTP2Request routes an HTTP/2 request, under the rate floors when the
 // request comes from the built-in HTTP/2 server and a floor is on.
+//
+// A handler's panic is counted for Stats here and passed on unchanged, value
+// and all, to the HTTP/2 server, which recovers it, resets the stream and
+// logs it as net/http's does (not http.ErrAbortHandler). The stack it logs
+// then shows this function's deferred call above the handler's frames.
 func (c *conn) serveHTTP2Request(w http.ResponseWriter, r *http.Request) {
 	s := c.srv
+	builtin := c.builtinHTTP2()
+	if builtin {
+		defer func() {
+			if v := recover(); v != nil {
+				s.stats.countPanic(v)
+				panic(v)
+			}
+		}()
+	}
 	respRate, bodyRate := s.minResponseRate(), s.minRequestBodyRate()
 	if respRate == 0 && bodyRate == 0 {
 		s.serveHTTP(w, r)
 		return
 	}
 	rw, ok := w.(h2ResponseWriter)
-	if !ok || !c.builtinHTTP2() {
+	if !ok || !builtin {
 		s.serveHTTP(w, r)
 		return
 	}
-	f := &h2Floor{rw: rw}
+	f := &h2Floor{rw: rw, stats: &s.stats}
 	now := time.Now()
 	var limit time.Time
 	if t := s.WriteTimeout; t > 0 {
@@ -286,11 +303,21 @@ func (f *h2Floor) expire() {
 	var next time.Time
 	if dl, cut := f.writing.expired(&f.writeFloor, now); cut {
 		f.rw.SetWriteDeadline(deadlinePast)
+		// A deadline that is WriteTimeout's is the HTTP/2 server's
+		// too, which does not report its own cuts: not counted.
+		if !f.writeCut && floorKind(&f.writeFloor, f.writing.deadline, timeoutWrite, floorResponse) == floorResponse {
+			f.writeCut = true
+			f.stats.timedOut(floorResponse)
+		}
 	} else if !dl.IsZero() {
 		next = dl
 	}
 	if dl, cut := f.reading.expired(&f.readFloor, now); cut {
 		f.rw.SetReadDeadline(deadlinePast)
+		if !f.readCut {
+			f.readCut = true
+			f.stats.timedOut(floorBody)
+		}
 	} else if !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
 		next = dl
 	}
