@@ -72,13 +72,20 @@ type connDeadlines struct {
 	// readSet is set when a read deadline may be in force on rwc, so
 	// that clearing one that is not costs nothing.
 	readSet atomic.Bool
-	// bodyLimit is set while the request body is read under ReadTimeout
-	// when the body floor is off: from startBody, if ReadTimeout is set,
-	// until the handler sets its own read deadline or the request ends.
+	// bodyLimit is set while ReadTimeout bounds the request body's reads:
+	// from startBody, if ReadTimeout is set, until the handler sets its
+	// own read deadline or the request ends. read consults it when the
+	// body floor is off.
 	bodyLimit atomic.Bool
 	// readCut is set once a body read of the current request has been
-	// counted as cut by a deadline; startBody clears it.
-	readCut atomic.Bool
+	// counted as cut by a deadline; startBody clears it. Used by the
+	// goroutine that reads the body.
+	readCut bool
+	// writeByHandler is set when writeLimit is the handler's deadline,
+	// not WriteTimeout's; writeCut, once a write of the current response
+	// has been counted as cut by a deadline. Guarded by wmu. (Next to
+	// readCut, so that the three bools share one word.)
+	writeByHandler, writeCut bool
 
 	// writeFloor enforces MinResponseRate on the current response; while
 	// it is off, writeLimit applies. Its counters are guarded by wmu.
@@ -89,12 +96,6 @@ type connDeadlines struct {
 	writeLimit time.Time
 	// writeSet is the write deadline in force on rwc.
 	writeSet time.Time
-	// writeByHandler is set when writeLimit is the handler's deadline,
-	// not WriteTimeout's.
-	writeByHandler bool
-	// writeCut is set once a write of the current response has been
-	// counted as cut by a deadline.
-	writeCut bool
 }
 
 // setRead puts the read deadline t (zero for none) on the connection.
@@ -145,7 +146,7 @@ func (d *connDeadlines) startRequest(srv *Server, headStart, now time.Time) (rea
 // startBody arms the request body floor under the request's read
 // deadline.
 func (d *connDeadlines) startBody(srv *Server, readLimit time.Time) {
-	d.readCut.Store(false)
+	d.readCut = false
 	d.bodyLimit.Store(!readLimit.IsZero())
 	d.readFloor.start(srv.minRequestBodyRate(), srv.minRateGracePeriod(), readLimit)
 }
@@ -205,7 +206,8 @@ func floorKind(f *rateFloor, dl time.Time, limitKind, floorKind timeoutKind) tim
 // readTimedOut counts a request body read that failed with err, if err
 // is a timeout of the deadline k, once per request.
 func (d *connDeadlines) readTimedOut(err error, k timeoutKind) {
-	if isTimeout(err) && !d.readCut.Swap(true) {
+	if !d.readCut && isTimeout(err) {
+		d.readCut = true
 		d.stats.timedOut(k)
 	}
 }

@@ -108,15 +108,17 @@ type h2Floor struct {
 	// body is the request body while the body floor is on.
 	body h2FloorBody
 
-	// writeFloor enforces MinResponseRate. Its counters and buffered are
-	// used by the goroutine that writes the response.
-	writeFloor rateFloor
-	// buffered is how many bytes the server's buffer holds.
-	buffered int
-
 	// readFloor enforces MinRequestBodyRate. Its counters are used by the
 	// goroutine that reads the body.
 	readFloor rateFloor
+
+	// writeFloor enforces MinResponseRate. Its counters and buffered are
+	// used by the goroutine that writes the response.
+	writeFloor rateFloor
+	// buffered is how many bytes the server's buffer holds, at most
+	// h2HandlerBuffer. An int32 packs with mu and done into 16 bytes,
+	// which keeps h2Floor, allocated for each request, in its size class.
+	buffered int32
 
 	// mu guards the fields below and is held while expire acts on rw, so
 	// that it never does once the handler has returned.
@@ -124,10 +126,10 @@ type h2Floor struct {
 	// done is set when the handler returns: rw may no longer be used by
 	// the timer.
 	done bool
-	// reading and writing are the operations blocked, or about to be.
-	reading, writing h2Wait
 	// readCut and writeCut are set once a cut has been counted.
 	readCut, writeCut bool
+	// reading and writing are the operations blocked, or about to be.
+	reading, writing h2Wait
 	// timer runs expire; nil until first needed.
 	timer *time.Timer
 	// timerAt is when timer fires, zero when it is stopped or has fired.
@@ -242,7 +244,7 @@ func (f *h2Floor) finish(ctx context.Context) {
 	// This replaces the server's WriteTimeout deadline, if any, with a
 	// deadline no later than the one computed from the handler's start
 	// (writeFloor's limit).
-	f.rw.SetWriteDeadline(f.writeFloor.deadline(time.Now(), f.buffered))
+	f.rw.SetWriteDeadline(f.writeFloor.deadline(time.Now(), int(f.buffered)))
 }
 
 // begin records an operation of n bytes that may block on the client,
@@ -405,16 +407,16 @@ func h2BufferWriteString(b, n int) (sent, after int) {
 // the piece sends at most h2Piece bytes and leaves the buffer empty if it
 // sends any; what fits in the buffer goes at once.
 func (f *h2Floor) pieceLen(n int) int {
-	if f.buffered+n <= h2HandlerBuffer {
+	if int(f.buffered)+n <= h2HandlerBuffer {
 		return n
 	}
-	return min(n, h2Piece-f.buffered)
+	return min(n, h2Piece-int(f.buffered))
 }
 
 // beginPieceString is beginPiece for WriteString, which the server's
 // buffer handles by its own rules (h2BufferWriteString).
 func (f *h2Floor) beginPieceString(n int) (start time.Time, sent, after int) {
-	sent, after = h2BufferWriteString(f.buffered, n)
+	sent, after = h2BufferWriteString(int(f.buffered), n)
 	if sent == 0 {
 		return time.Time{}, 0, after
 	}
@@ -426,7 +428,7 @@ func (f *h2Floor) beginPieceString(n int) (start time.Time, sent, after int) {
 // may wait on the client: it is timed. It returns when the write started,
 // how many bytes it sends and how many the buffer holds after it.
 func (f *h2Floor) beginPiece(n int) (start time.Time, sent, after int) {
-	sent, after = h2BufferWrite(f.buffered, n)
+	sent, after = h2BufferWrite(int(f.buffered), n)
 	if sent == 0 {
 		return time.Time{}, 0, after
 	}
@@ -440,7 +442,7 @@ func (f *h2Floor) endPiece(start time.Time, sent, after, n int, err error) {
 	}
 	switch {
 	case err == nil:
-		f.buffered = after
+		f.buffered = int32(after)
 	case n == 0:
 		// Refused before the buffer (a write past the declared
 		// Content-Length): the buffer holds what it held.
@@ -457,7 +459,7 @@ func (f *h2Floor) Flush() { f.FlushError() }
 // FlushError sends the buffered data to the client, timing the wait for
 // it, and returns the first error. http.ResponseController.Flush calls it.
 func (f *h2Floor) FlushError() error {
-	n := f.buffered
+	n := int(f.buffered)
 	if n == 0 || !f.writeFloor.on.Load() {
 		// Nothing that waits for flow control: at most the response
 		// head, which the connection's WriteByteTimeout bounds.
