@@ -164,12 +164,14 @@ type Stats struct {
 
 // Stats returns a snapshot of s's counters. It is safe for concurrent use
 // and cheap enough to call from a metrics collector on every scrape: it
-// reads the counters, and takes the server's lock (which connections take
-// when they open and close) for long enough to look at each open
-// connection's state, about a nanosecond per connection.
+// reads the counters, and holds the server's lock (which connections take
+// when they open and close) while it looks at each open connection's state
+// for the gauges, some 5 to 15 ns per connection (0.15 ms with 10,000
+// connections open; BenchmarkServerStats). It does not allocate.
 //
 // The counters are updated without a lock by the connections themselves;
-// counting a request costs one atomic addition.
+// counting a request costs one atomic addition, and the connections' states
+// cost nothing until Stats is called.
 func (s *Server) Stats() Stats {
 	st := &s.stats
 	out := Stats{
