@@ -150,8 +150,10 @@ type Stats struct {
 	RateFloorResponseCuts uint64
 
 	// PanicsRecovered counts the panics the server recovered and logged: a
-	// Handler's (HTTP/1 and HTTP/2) or a TLSNextProto function's, except
-	// panics with http.ErrAbortHandler.
+	// Handler's (HTTP/1 and HTTP/2), a TLSNextProto function's, or any
+	// other on a connection's goroutine, except panics with
+	// http.ErrAbortHandler. On HTTP/2 the HTTP/2 server recovers and logs
+	// the handler's panic; it is counted on its way there.
 	PanicsRecovered uint64
 
 	// HandlerAborts counts the handlers that panicked with
