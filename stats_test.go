@@ -89,7 +89,17 @@ func TestStatsConnections(t *testing.T) {
 			idle := Stats{ConnsAccepted: 1, ConnsOpen: 1, ConnsIdle: 1, Handshakes: 1}
 			assert.Equal(t, withRequests(idle, mode.h2, 3), srv.Stats(), "idle")
 
-			errc := getAsync(c, url+"/block")
+			// The body is read to its end, so that the client keeps the
+			// connection (getAsync's unread body may make it close).
+			errc := make(chan error, 1)
+			go func() {
+				resp, err := c.Get(url + "/block")
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				errc <- err
+			}()
 			<-entered
 			active := Stats{ConnsAccepted: 1, ConnsOpen: 1, ConnsActive: 1, Handshakes: 1}
 			assert.Equal(t, withRequests(active, mode.h2, 4), srv.Stats(), "active")
@@ -129,7 +139,7 @@ func TestStatsHijacked(t *testing.T) {
 // TestStatsHandshakes counts successful and failed handshakes, and checks
 // that Stats carries what HandshakeErrors returns.
 func TestStatsHandshakes(t *testing.T) {
-	srv := &Server{TLSHandshakeTimeout: 200 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
+	srv := &Server{TLSHandshakeTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
 	rec := recordStates(srv)
 	addr := startTLS(t, srv)
 
