@@ -118,6 +118,7 @@ func (l *connLimiter) wait(s *Server, done <-chan struct{}) bool {
 		wake := l.wake
 		l.mu.Unlock()
 		if reclaim == nil {
+			s.stats.connLimitWaits.Add(1)
 			if fn := testHookConnLimitWait; fn != nil {
 				fn(s)
 			}

@@ -396,6 +396,9 @@ func TestHandshakeLimitWaits(t *testing.T) {
 	require.Error(t, waitSignal(t, waiting, "the waiting handshake to be cut"))
 	require.Eventually(t, func() bool { return srv.HandshakeErrors().Timeout >= 1 }, testTimeout(), time.Millisecond,
 		"the cut handshake is counted as a timeout")
+	st := srv.Stats()
+	assert.Equal(t, uint64(1), st.HandshakeSlotWaits, "handshakes that waited for a slot")
+	assert.Equal(t, uint64(1), st.HandshakeSlotTimeouts, "waits cut by the handshake timeout")
 
 	// The slow handshake, past its own timeout by now, fails when it
 	// resumes, and gives its slot back: new handshakes are served, and
@@ -701,4 +704,5 @@ func TestMaxConnsReclaimIdle(t *testing.T) {
 	assert.True(t, resp.Close, "the response says the connection closes")
 
 	require.NoError(t, waitSignal(t, next, "the new client, once the idle connection closed"))
+	assert.GreaterOrEqual(t, srv.Stats().ConnLimitWaits, uint64(1), "waits at MaxConns (one more once the new client holds the slot)")
 }

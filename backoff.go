@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -140,46 +139,6 @@ const maxAcceptRetries = 64
 // interval are counted into the next line.
 const acceptErrorLogInterval = time.Second
 
-// acceptCounters counts what the accept loops of a Server met, since it
-// was created. The counts only grow.
-type acceptCounters struct {
-	backoffErrors atomic.Uint64
-	retriedErrors atomic.Uint64
-	backoffWaits  atomic.Uint64
-	shedConns     atomic.Uint64
-}
-
-// acceptStats is a snapshot of a Server's accept counters. Its fields are
-// named for a Stats method to come.
-type acceptStats struct {
-	// AcceptErrorsBackoff counts the Accept errors after which an accept
-	// loop backed off (EMFILE, ENFILE, ENOBUFS, ENOMEM and the like).
-	AcceptErrorsBackoff uint64
-
-	// AcceptErrorsRetried counts the Accept errors retried at once
-	// (ECONNABORTED, ECONNRESET, EPROTO, EINTR).
-	AcceptErrorsRetried uint64
-
-	// AcceptBackoffWaits counts the back-off waits started. A wait cut
-	// short by Shutdown or Close counts too.
-	AcceptBackoffWaits uint64
-
-	// AcceptShedConns counts the connections accepted and closed at once,
-	// without being served, for lack of a file descriptor.
-	AcceptShedConns uint64
-}
-
-// acceptStats returns a snapshot of s's accept counters.
-func (s *Server) acceptStats() acceptStats {
-	c := &s.acceptCounts
-	return acceptStats{
-		AcceptErrorsBackoff: c.backoffErrors.Load(),
-		AcceptErrorsRetried: c.retriedErrors.Load(),
-		AcceptBackoffWaits:  c.backoffWaits.Load(),
-		AcceptShedConns:     c.shedConns.Load(),
-	}
-}
-
 // acceptErrorLog rate-limits one accept loop's log lines. It is used by
 // that loop's goroutine only.
 type acceptErrorLog struct {
@@ -268,26 +227,26 @@ func (a *acceptLoop) handle(err error) error {
 	case acceptClosed, acceptFatal:
 		return err
 	case acceptRetry:
-		a.s.acceptCounts.retriedErrors.Add(1)
+		a.s.stats.acceptRetriedErrors.Add(1)
 		if a.retries < maxAcceptRetries {
 			a.retries++
 			return nil
 		}
 		// The same error for ever: back off (and log) from now on.
 	case acceptBackoff, acceptBackoffFD:
-		a.s.acceptCounts.backoffErrors.Add(1)
+		a.s.stats.acceptBackoffErrors.Add(1)
 	}
 	shed := 0
 	if class == acceptBackoffFD && a.reserve.release() {
 		shed = shedPending(a.raw, maxShedPerRound)
 		a.reserve.retake()
-		a.s.acceptCounts.shedConns.Add(uint64(shed))
+		a.s.stats.acceptShedConns.Add(uint64(shed))
 	}
 	a.delay = nextAcceptDelay(a.delay)
 	if sum, ok := a.log.record(time.Now(), shed); ok {
 		a.s.logAcceptError(err, a.delay, sum)
 	}
-	a.s.acceptCounts.backoffWaits.Add(1)
+	a.s.stats.acceptBackoffWaits.Add(1)
 	if !waitOrDone(a.delay, a.done) {
 		return http.ErrServerClosed
 	}

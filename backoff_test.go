@@ -300,13 +300,13 @@ func TestAcceptLoop(t *testing.T) {
 		script  []acceptResult
 		wantErr error // nil: the loop keeps accepting until Close
 		elapsed time.Duration
-		stats   acceptStats
+		stats   Stats
 		lines   []string
 	}{{
 		name:    "EMFILE backs off, success resets",
 		script:  append(repeat(emfile, 5), acceptResult{c: eofConn{}}, emfile),
 		elapsed: (5 + 10 + 20 + 40 + 80 + 5) * time.Millisecond,
-		stats:   acceptStats{AcceptErrorsBackoff: 6, AcceptBackoffWaits: 6},
+		stats:   Stats{AcceptErrorsBackoff: 6, AcceptBackoffWaits: 6},
 		lines: []string{
 			emfileLine,
 			"http: Accept error: in the last 160ms: 5 more accept errors", // when the loop ends
@@ -321,13 +321,13 @@ func TestAcceptLoop(t *testing.T) {
 			{c: eofConn{}},
 			{err: acceptOpError(syscall.ECONNABORTED)},
 		},
-		stats: acceptStats{AcceptErrorsRetried: 5},
+		stats: Stats{AcceptErrorsRetried: 5},
 	}, {
 		name:   "a retried error that never ends backs off",
 		script: repeat(acceptResult{err: acceptOpError(syscall.ECONNABORTED)}, maxAcceptRetries+3),
 		// The wait after the last error is cut by Close.
 		elapsed: (5 + 10 + 20) * time.Millisecond,
-		stats:   acceptStats{AcceptErrorsRetried: maxAcceptRetries + 3, AcceptBackoffWaits: 3},
+		stats:   Stats{AcceptErrorsRetried: maxAcceptRetries + 3, AcceptBackoffWaits: 3},
 		lines: []string{
 			"http: Accept error: accept tcp 127.0.0.1:443: accept4: software caused connection abort; retrying in 5ms",
 			"http: Accept error: in the last 35ms: 2 more accept errors",
@@ -337,7 +337,7 @@ func TestAcceptLoop(t *testing.T) {
 		script:  []acceptResult{emfile, {err: &net.OpError{Op: "accept", Net: "tcp", Err: net.ErrClosed}}},
 		wantErr: net.ErrClosed,
 		elapsed: 5 * time.Millisecond,
-		stats:   acceptStats{AcceptErrorsBackoff: 1, AcceptBackoffWaits: 1},
+		stats:   Stats{AcceptErrorsBackoff: 1, AcceptBackoffWaits: 1},
 		lines:   []string{emfileLine},
 	}, {
 		name:    "an unknown error ends Serve with it",
@@ -368,7 +368,7 @@ func TestAcceptLoop(t *testing.T) {
 				} else {
 					assert.ErrorIs(t, err, tt.wantErr)
 				}
-				assert.Equal(t, tt.stats, srv.acceptStats())
+				assert.Equal(t, tt.stats, acceptStats(srv.Stats()))
 				var lines []string
 				if s := strings.TrimSpace(logs.String()); s != "" {
 					lines = strings.Split(s, "\n")
@@ -422,7 +422,7 @@ func TestAcceptErrorSummary(t *testing.T) {
 				}
 			}
 			assert.Equal(t, errs, accounted)
-			assert.Equal(t, uint64(errs), srv.acceptStats().AcceptErrorsBackoff)
+			assert.Equal(t, uint64(errs), srv.Stats().AcceptErrorsBackoff)
 		})
 	})
 	t.Run("slog", func(t *testing.T) {
@@ -474,4 +474,15 @@ func (w *timedLines) get() ([]string, []time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.lines, w.times
+}
+
+// acceptStats returns the accept loop counters of st, with the other
+// fields zero.
+func acceptStats(st Stats) Stats {
+	return Stats{
+		AcceptErrorsBackoff: st.AcceptErrorsBackoff,
+		AcceptErrorsRetried: st.AcceptErrorsRetried,
+		AcceptBackoffWaits:  st.AcceptBackoffWaits,
+		AcceptShedConns:     st.AcceptShedConns,
+	}
 }

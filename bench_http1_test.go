@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,3 +130,31 @@ func h1AllocsPerRequest(t testing.TB, addr string, req []byte) float64 {
 }
 
 func formatAllocs(n float64) string { return strconv.FormatFloat(n, 'f', 1, 64) }
+
+// BenchmarkHTTP1Parallel makes keep-alive GETs on several connections at
+// once, so that the server's per-request work, its shared counters
+// included, runs on every core.
+func BenchmarkHTTP1Parallel(b *testing.B) {
+	addr := startTLS(b, &Server{Handler: http.HandlerFunc(benchHandler)})
+	const perProc = 4
+	b.SetParallelism(perProc)
+	n := perProc * runtime.GOMAXPROCS(0)
+	clients := make(chan *benchClient, n)
+	for range n {
+		c := newBenchClient(b, addr)
+		if err := c.roundTrip(benchGET); err != nil { // warm up
+			b.Fatal(err)
+		}
+		clients <- c
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c := <-clients
+		for pb.Next() {
+			if err := c.roundTrip(benchGET); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -62,6 +62,12 @@ type conn struct {
 	// raw counts the bytes read under rwc's TLS layer, when ServeTLS
 	// made it (see countConn); nil otherwise. Immutable.
 	raw *countConn
+
+	// h2State is, for a connection the built-in HTTP/2 server serves, 1 +
+	// the last http.ConnState it reported (h2ConnState), or 1 + StateNew
+	// before its first report; 0 for other connections. Written by the
+	// HTTP/2 server's goroutine, read by Stats.
+	h2State atomic.Uint32
 }
 
 // newConn returns a connection for rwc, not yet tracked.
@@ -82,11 +88,11 @@ const (
 // runs the ConnState hook if runHook is set.
 func (c *conn) setState(state http.ConnState, runHook bool) {
 	switch state {
-	case http.StateNew:
-		c.srv.trackConn(c, true)
-	case http.StateHijacked, http.StateClosed:
-		c.srv.trackConn(c, false)
-		c.releaseConnSlot()
+	case http.StateNew, http.StateHijacked, http.StateClosed:
+		c.srv.trackConn(c, state)
+		if state != http.StateNew {
+			c.releaseConnSlot()
+		}
 	}
 	c.curState.Store(uint64(time.Now().Unix())<<8 | uint64(state&0xff))
 	if !runHook {
@@ -167,9 +173,10 @@ func (c *conn) closeRWC() {
 // maxStackLog bounds the stack trace logged for a panicking handler.
 const maxStackLog = 64 << 10
 
-// logPanic logs a recovered panic value with its stack, as net/http does,
-// and stays quiet for http.ErrAbortHandler.
+// logPanic counts a recovered panic value for Stats, and logs it with its
+// stack, as net/http does, staying quiet for http.ErrAbortHandler.
 func (c *conn) logPanic(v any, prefix string) {
+	c.srv.stats.countPanic(v)
 	if v == http.ErrAbortHandler {
 		return
 	}
@@ -247,6 +254,7 @@ func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
 		return false
 	}
 	phaseDeadline(c.rwc, 0)
+	c.srv.stats.handshakes.Add(1)
 	st := tc.ConnectionState()
 	c.tlsState = &st
 	return true
@@ -293,9 +301,11 @@ func (h alpnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.RemoteAddr = h.c.remoteAddr
 	}
 	if r.ProtoMajor == 2 {
+		h.c.srv.stats.requestsHTTP2.Add(1)
 		h.c.serveHTTP2Request(w, r)
 		return
 	}
+	h.c.srv.stats.requestsOther.Add(1)
 	h.c.srv.serveHTTP(w, r)
 }
 

@@ -57,7 +57,8 @@ func phaseReadDeadline(c net.Conn, t time.Time) { c.SetReadDeadline(t) }
 // http.ResponseController, which must be able to interrupt a blocked write:
 // wmu guards it, and is never held across a read or write.
 type connDeadlines struct {
-	rwc net.Conn // immutable
+	rwc   net.Conn     // immutable
+	stats *serverStats // immutable; counts the deadlines that fire
 
 	// wmu guards the write side's fields and gen.
 	wmu sync.Mutex
@@ -71,6 +72,20 @@ type connDeadlines struct {
 	// readSet is set when a read deadline may be in force on rwc, so
 	// that clearing one that is not costs nothing.
 	readSet atomic.Bool
+	// bodyLimit is set while ReadTimeout bounds the request body's reads:
+	// from startBody, if ReadTimeout is set, until the handler sets its
+	// own read deadline or the request ends. read consults it when the
+	// body floor is off.
+	bodyLimit atomic.Bool
+	// readCut is set once a body read of the current request has been
+	// counted as cut by a deadline; startBody clears it. Used by the
+	// goroutine that reads the body.
+	readCut bool
+	// writeByHandler is set when writeLimit is the handler's deadline,
+	// not WriteTimeout's; writeCut, once a write of the current response
+	// has been counted as cut by a deadline. Guarded by wmu. (Next to
+	// readCut, so that the three bools share one word.)
+	writeByHandler, writeCut bool
 
 	// writeFloor enforces MinResponseRate on the current response; while
 	// it is off, writeLimit applies. Its counters are guarded by wmu.
@@ -117,6 +132,7 @@ func (d *connDeadlines) startRequest(srv *Server, headStart, now time.Time) (rea
 	defer d.wmu.Unlock()
 	d.gen++
 	d.writeLimit = time.Time{}
+	d.writeByHandler, d.writeCut = false, false
 	if t := srv.WriteTimeout; t > 0 {
 		d.writeLimit = now.Add(t)
 	}
@@ -130,6 +146,8 @@ func (d *connDeadlines) startRequest(srv *Server, headStart, now time.Time) (rea
 // startBody arms the request body floor under the request's read
 // deadline.
 func (d *connDeadlines) startBody(srv *Server, readLimit time.Time) {
+	d.readCut = false
+	d.bodyLimit.Store(!readLimit.IsZero())
 	d.readFloor.start(srv.minRequestBodyRate(), srv.minRateGracePeriod(), readLimit)
 }
 
@@ -137,11 +155,13 @@ func (d *connDeadlines) startBody(srv *Server, readLimit time.Time) {
 // response is complete. The read deadline is the next phase's to set.
 func (d *connDeadlines) endRequest() {
 	d.readFloor.off()
+	d.bodyLimit.Store(false)
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	d.gen++
 	d.writeFloor.off()
 	d.writeLimit = time.Time{}
+	d.writeByHandler = false
 	d.applyWriteLocked(time.Time{})
 }
 
@@ -150,17 +170,76 @@ func (d *connDeadlines) endRequest() {
 func (d *connDeadlines) read(p []byte) (int, error) {
 	f := &d.readFloor
 	if !f.on.Load() {
-		return d.rwc.Read(p)
+		n, err := d.rwc.Read(p)
+		if err != nil && d.bodyLimit.Load() {
+			d.readTimedOut(err, timeoutRead)
+		}
+		return n, err
 	}
 	start := time.Now()
 	d.readSet.Store(true)
 	// A read returns with the first bytes there are, so it is allowed the
 	// time of one piece however large p is: a large buffer must not let a
 	// client that sent fast stall for the credit it earned.
-	d.rwc.SetReadDeadline(f.deadline(start, min(len(p), floorPiece)))
+	dl := f.deadline(start, min(len(p), floorPiece))
+	d.rwc.SetReadDeadline(dl)
 	n, err := d.rwc.Read(p)
 	f.done(n, time.Since(start))
+	if err != nil && f.on.Load() {
+		// Still the floor's deadline, not one the handler set
+		// meanwhile: the floor's, or ReadTimeout's when that came first.
+		d.readTimedOut(err, floorKind(f, dl, timeoutRead, floorBody))
+	}
 	return n, err
+}
+
+// floorKind returns which deadline dl, computed by the floor f, is:
+// limitKind when it is the floor's outer limit (ReadTimeout,
+// WriteTimeout), else floorKind.
+func floorKind(f *rateFloor, dl time.Time, limitKind, floorKind timeoutKind) timeoutKind {
+	if !f.limit.IsZero() && !dl.Before(f.limit) {
+		return limitKind
+	}
+	return floorKind
+}
+
+// readTimedOut counts a request body read that failed with err, if err
+// is a timeout of the deadline k, once per request.
+func (d *connDeadlines) readTimedOut(err error, k timeoutKind) {
+	if !d.readCut && isTimeout(err) {
+		d.readCut = true
+		d.stats.timedOut(k)
+	}
+}
+
+// writeTimedOutLocked counts a response write that failed with err, if err
+// is a timeout of the deadline k, once per request. It requires that d.wmu
+// is held.
+func (d *connDeadlines) writeTimedOutLocked(err error, k timeoutKind) {
+	if !d.writeCut && isTimeout(err) {
+		d.writeCut = true
+		d.stats.timedOut(k)
+	}
+}
+
+// writeFailed counts a write that failed with err under the deadline that
+// applyWriteLocked put in force, writeLimit, when that is WriteTimeout's.
+func (d *connDeadlines) writeFailed(err error) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if !d.writeByHandler && !d.writeLimit.IsZero() && !d.writeFloor.on.Load() {
+		d.writeTimedOutLocked(err, timeoutWrite)
+	}
+}
+
+// pieceFailed counts a piece written under the floor's deadline dl that
+// failed with err, unless the handler has set its own deadline since.
+func (d *connDeadlines) pieceFailed(err error, dl time.Time) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if f := &d.writeFloor; f.on.Load() {
+		d.writeTimedOutLocked(err, floorKind(f, dl, timeoutWrite, floorResponse))
+	}
 }
 
 // handlerSetRead is http.ResponseController's SetReadDeadline for the
@@ -173,6 +252,7 @@ func (d *connDeadlines) handlerSetRead(gen uint64, t time.Time) error {
 		return errResponseDone
 	}
 	d.readFloor.off()
+	d.bodyLimit.Store(false)
 	d.readSet.Store(true)
 	return d.rwc.SetReadDeadline(t)
 }
@@ -199,15 +279,19 @@ func (d *connDeadlines) write(p []byte) (int, error) {
 			d.applyWriteLocked(d.writeLimit)
 			d.wmu.Unlock()
 			n, err := d.rwc.Write(p)
+			if err != nil {
+				d.writeFailed(err)
+			}
 			return written + n, err
 		}
 		piece := p[:min(len(p), floorPiece)]
-		start := d.pieceDeadlineLocked(len(piece))
+		start, dl := d.pieceDeadlineLocked(len(piece))
 		d.wmu.Unlock()
 		n, err := d.rwc.Write(piece)
 		d.pieceDone(n, start)
 		written += n
 		if err != nil {
+			d.pieceFailed(err, dl)
 			return written, err
 		}
 		p = p[n:]
@@ -231,11 +315,11 @@ func (d *connDeadlines) readFrom(rf io.ReaderFrom, src io.Reader) (int64, error)
 	for outer.N > 0 {
 		d.wmu.Lock()
 		lr.N = outer.N
-		var start time.Time
+		var start, dl time.Time
 		floor := d.writeFloor.on.Load()
 		if floor {
 			lr.N = min(lr.N, floorPiece)
-			start = d.pieceDeadlineLocked(int(lr.N))
+			start, dl = d.pieceDeadlineLocked(int(lr.N))
 		} else {
 			d.applyWriteLocked(d.writeLimit)
 		}
@@ -244,6 +328,13 @@ func (d *connDeadlines) readFrom(rf io.ReaderFrom, src io.Reader) (int64, error)
 		n, err := rf.ReadFrom(lr)
 		if floor {
 			d.pieceDone(int(n), start)
+		}
+		if err != nil {
+			if floor {
+				d.pieceFailed(err, dl)
+			} else {
+				d.writeFailed(err)
+			}
 		}
 		written += n
 		outer.N -= n
@@ -267,14 +358,14 @@ func (d *connDeadlines) hijacked() {
 }
 
 // pieceDeadlineLocked puts the floor's deadline for a piece of n bytes
-// starting now on the connection, and returns now. It requires that d.wmu
-// is held.
-func (d *connDeadlines) pieceDeadlineLocked(n int) time.Time {
-	start := time.Now()
-	dl := d.writeFloor.deadline(start, n)
+// starting now on the connection, and returns now and the deadline. It
+// requires that d.wmu is held.
+func (d *connDeadlines) pieceDeadlineLocked(n int) (start, dl time.Time) {
+	start = time.Now()
+	dl = d.writeFloor.deadline(start, n)
 	d.writeSet = dl
 	d.rwc.SetWriteDeadline(dl)
-	return start
+	return start, dl
 }
 
 // pieceDone records a piece that moved n bytes since start.
@@ -297,6 +388,7 @@ func (d *connDeadlines) handlerSetWrite(gen uint64, t time.Time) error {
 	}
 	d.writeFloor.off()
 	d.writeLimit = t
+	d.writeByHandler = true
 	d.writeSet = t
 	return d.rwc.SetWriteDeadline(t)
 }

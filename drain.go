@@ -114,8 +114,12 @@ func (h *h1conn) waitFirstRequest() bool {
 	h.dl.setRead(headLimit)
 	draining, err := h.cr.waitIdle(true, time.Time{}, headLimit)
 	if err != nil && h.bufr.Buffered() == 0 {
-		if ne, ok := err.(net.Error); ok && draining && ne.Timeout() {
-			h.closeDrained()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			if draining {
+				h.closeDrained()
+			} else {
+				srv.stats.timedOut(timeoutHeader)
+			}
 		}
 		return false
 	}

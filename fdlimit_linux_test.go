@@ -98,9 +98,9 @@ func helperFDMode(t *testing.T, srv tlsServer) func(line string) (string, bool) 
 			taken = nil
 			return strconv.Itoa(n), true
 		case "stats":
-			var st acceptStats
+			var st Stats
 			if s != nil {
-				st = s.acceptStats()
+				st = s.Stats()
 			}
 			return fmt.Sprintf("%d %d %d %d", st.AcceptErrorsBackoff, st.AcceptErrorsRetried, st.AcceptBackoffWaits, st.AcceptShedConns), true
 		case "reserves":
@@ -129,11 +129,11 @@ func (p *serverProcess) command(word string) (string, error) {
 }
 
 // stats returns the child's accept counters.
-func (p *serverProcess) stats(t testing.TB) acceptStats {
+func (p *serverProcess) stats(t testing.TB) Stats {
 	t.Helper()
 	line, err := p.command("stats")
 	require.NoError(t, err)
-	var st acceptStats
+	var st Stats
 	_, err = fmt.Sscanf(line, "%d %d %d %d", &st.AcceptErrorsBackoff, &st.AcceptErrorsRetried, &st.AcceptBackoffWaits, &st.AcceptShedConns)
 	require.NoError(t, err, "stats %q", line)
 	return st
@@ -272,7 +272,7 @@ func TestFDExhaustion(t *testing.T) {
 	// 1. No descriptor left at Serve start: the loop backs off, a client
 	// waits in the listen queue (there is no reserve to close it with), and
 	// is served once descriptors are released.
-	waitStats(t, p, "the loop backing off at EMFILE", func(st acceptStats) bool { return st.AcceptErrorsBackoff > 0 })
+	waitStats(t, p, "the loop backing off at EMFILE", func(st Stats) bool { return st.AcceptErrorsBackoff > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	raw, err := net.DialTimeout("tcp", p.addr, within) // queued by the kernel
@@ -429,7 +429,7 @@ func TestFDExhaustion(t *testing.T) {
 }
 
 // waitStats polls the child's accept counters until cond holds.
-func waitStats(t testing.TB, p *serverProcess, what string, cond func(acceptStats) bool) {
+func waitStats(t testing.TB, p *serverProcess, what string, cond func(Stats) bool) {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout())
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -617,7 +617,7 @@ func TestAcceptShedInLoop(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "hello\n", string(body))
 	assert.Equal(t, base+1, devNullFDs(t), "the reserve is held again")
-	assert.Equal(t, acceptStats{AcceptErrorsBackoff: 1, AcceptBackoffWaits: 1, AcceptShedConns: queued}, srv.acceptStats())
+	assert.Equal(t, Stats{AcceptErrorsBackoff: 1, AcceptBackoffWaits: 1, AcceptShedConns: queued}, acceptStats(srv.Stats()))
 
 	require.NoError(t, srv.Close())
 	require.Equal(t, http.ErrServerClosed, <-errc)

@@ -89,6 +89,7 @@ func (c *conn) serveHTTP2(ctx context.Context, tc *tls.Conn) {
 	// net/http keeps HTTP/2 connections in StateActive until they close, so
 	// that Shutdown waits for their GOAWAY instead of closing them. x/net
 	// reports the finer states to the ConnState hook (h2ConnState).
+	c.h2State.Store(1 + uint32(http.StateNew))
 	c.setState(http.StateActive, skipHooks)
 	h2 := c.srv.h2.Load()
 	h2.srv.ServeConn(&h2NetConn{Conn: tc, h2Owner: &h2Owner{c: c}}, h2.connOpts(ctx, c))
@@ -157,6 +158,7 @@ type h2NetConn struct {
 func (s *Server) h2ConnState(nc net.Conn, state http.ConnState) {
 	if o, ok := nc.(interface{ owner() *h2Owner }); ok {
 		ow := o.owner()
+		ow.c.h2State.Store(1 + uint32(state))
 		if state == http.StateActive && s.shuttingDown() {
 			ow.lateGoAway.Do(func() {
 				if h2 := s.h2.Load(); h2 != nil {

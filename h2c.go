@@ -152,6 +152,9 @@ func (c *conn) maybeServeUnencryptedHTTP2(ctx context.Context) bool {
 		return false
 	}
 	phaseDeadline(c.rwc, 0)
+	if !hasFn {
+		c.h2State.Store(1 + uint32(http.StateNew)) // see serveHTTP2
+	}
 	c.setState(http.StateActive, skipHooks)
 	if hasFn {
 		if fn != nil {

@@ -102,20 +102,23 @@ type h2ResponseWriter interface {
 // that handlers and http.ResponseController see what net/http's HTTP/2
 // server gives them.
 type h2Floor struct {
-	rw h2ResponseWriter // immutable
+	rw    h2ResponseWriter // immutable
+	stats *serverStats     // immutable; counts the cuts
 
 	// body is the request body while the body floor is on.
 	body h2FloorBody
 
-	// writeFloor enforces MinResponseRate. Its counters and buffered are
-	// used by the goroutine that writes the response.
-	writeFloor rateFloor
-	// buffered is how many bytes the server's buffer holds.
-	buffered int
-
 	// readFloor enforces MinRequestBodyRate. Its counters are used by the
 	// goroutine that reads the body.
 	readFloor rateFloor
+
+	// writeFloor enforces MinResponseRate. Its counters and buffered are
+	// used by the goroutine that writes the response.
+	writeFloor rateFloor
+	// buffered is how many bytes the server's buffer holds, at most
+	// h2HandlerBuffer. An int32 packs with mu and done into 16 bytes,
+	// which keeps h2Floor, allocated for each request, in its size class.
+	buffered int32
 
 	// mu guards the fields below and is held while expire acts on rw, so
 	// that it never does once the handler has returned.
@@ -123,6 +126,8 @@ type h2Floor struct {
 	// done is set when the handler returns: rw may no longer be used by
 	// the timer.
 	done bool
+	// readCut and writeCut are set once a cut has been counted.
+	readCut, writeCut bool
 	// reading and writing are the operations blocked, or about to be.
 	reading, writing h2Wait
 	// timer runs expire; nil until first needed.
@@ -149,19 +154,33 @@ var deadlinePast = time.Unix(1, 0)
 
 // serveHTTP2Request routes an HTTP/2 request, under the rate floors when the
 // request comes from the built-in HTTP/2 server and a floor is on.
+//
+// A handler's panic is counted for Stats here and passed on unchanged, value
+// and all, to the HTTP/2 server, which recovers it, resets the stream and
+// logs it as net/http's does (not http.ErrAbortHandler). The stack it logs
+// then shows this function's deferred call above the handler's frames.
 func (c *conn) serveHTTP2Request(w http.ResponseWriter, r *http.Request) {
 	s := c.srv
+	builtin := c.builtinHTTP2()
+	if builtin {
+		defer func() {
+			if v := recover(); v != nil {
+				s.stats.countPanic(v)
+				panic(v)
+			}
+		}()
+	}
 	respRate, bodyRate := s.minResponseRate(), s.minRequestBodyRate()
 	if respRate == 0 && bodyRate == 0 {
 		s.serveHTTP(w, r)
 		return
 	}
 	rw, ok := w.(h2ResponseWriter)
-	if !ok || !c.builtinHTTP2() {
+	if !ok || !builtin {
 		s.serveHTTP(w, r)
 		return
 	}
-	f := &h2Floor{rw: rw}
+	f := &h2Floor{rw: rw, stats: &s.stats}
 	now := time.Now()
 	var limit time.Time
 	if t := s.WriteTimeout; t > 0 {
@@ -225,7 +244,7 @@ func (f *h2Floor) finish(ctx context.Context) {
 	// This replaces the server's WriteTimeout deadline, if any, with a
 	// deadline no later than the one computed from the handler's start
 	// (writeFloor's limit).
-	f.rw.SetWriteDeadline(f.writeFloor.deadline(time.Now(), f.buffered))
+	f.rw.SetWriteDeadline(f.writeFloor.deadline(time.Now(), int(f.buffered)))
 }
 
 // begin records an operation of n bytes that may block on the client,
@@ -286,11 +305,21 @@ func (f *h2Floor) expire() {
 	var next time.Time
 	if dl, cut := f.writing.expired(&f.writeFloor, now); cut {
 		f.rw.SetWriteDeadline(deadlinePast)
+		// A deadline that is WriteTimeout's is the HTTP/2 server's
+		// too, which does not report its own cuts: not counted.
+		if !f.writeCut && floorKind(&f.writeFloor, f.writing.deadline, timeoutWrite, floorResponse) == floorResponse {
+			f.writeCut = true
+			f.stats.timedOut(floorResponse)
+		}
 	} else if !dl.IsZero() {
 		next = dl
 	}
 	if dl, cut := f.reading.expired(&f.readFloor, now); cut {
 		f.rw.SetReadDeadline(deadlinePast)
+		if !f.readCut {
+			f.readCut = true
+			f.stats.timedOut(floorBody)
+		}
 	} else if !dl.IsZero() && (next.IsZero() || dl.Before(next)) {
 		next = dl
 	}
@@ -378,16 +407,16 @@ func h2BufferWriteString(b, n int) (sent, after int) {
 // the piece sends at most h2Piece bytes and leaves the buffer empty if it
 // sends any; what fits in the buffer goes at once.
 func (f *h2Floor) pieceLen(n int) int {
-	if f.buffered+n <= h2HandlerBuffer {
+	if int(f.buffered)+n <= h2HandlerBuffer {
 		return n
 	}
-	return min(n, h2Piece-f.buffered)
+	return min(n, h2Piece-int(f.buffered))
 }
 
 // beginPieceString is beginPiece for WriteString, which the server's
 // buffer handles by its own rules (h2BufferWriteString).
 func (f *h2Floor) beginPieceString(n int) (start time.Time, sent, after int) {
-	sent, after = h2BufferWriteString(f.buffered, n)
+	sent, after = h2BufferWriteString(int(f.buffered), n)
 	if sent == 0 {
 		return time.Time{}, 0, after
 	}
@@ -399,7 +428,7 @@ func (f *h2Floor) beginPieceString(n int) (start time.Time, sent, after int) {
 // may wait on the client: it is timed. It returns when the write started,
 // how many bytes it sends and how many the buffer holds after it.
 func (f *h2Floor) beginPiece(n int) (start time.Time, sent, after int) {
-	sent, after = h2BufferWrite(f.buffered, n)
+	sent, after = h2BufferWrite(int(f.buffered), n)
 	if sent == 0 {
 		return time.Time{}, 0, after
 	}
@@ -413,7 +442,7 @@ func (f *h2Floor) endPiece(start time.Time, sent, after, n int, err error) {
 	}
 	switch {
 	case err == nil:
-		f.buffered = after
+		f.buffered = int32(after)
 	case n == 0:
 		// Refused before the buffer (a write past the declared
 		// Content-Length): the buffer holds what it held.
@@ -430,7 +459,7 @@ func (f *h2Floor) Flush() { f.FlushError() }
 // FlushError sends the buffered data to the client, timing the wait for
 // it, and returns the first error. http.ResponseController.Flush calls it.
 func (f *h2Floor) FlushError() error {
-	n := f.buffered
+	n := int(f.buffered)
 	if n == 0 || !f.writeFloor.on.Load() {
 		// Nothing that waits for flow control: at most the response
 		// head, which the connection's WriteByteTimeout bounds.

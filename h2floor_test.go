@@ -736,14 +736,14 @@ func TestH2BufferWriteModel(t *testing.T) {
 					for n > 0 {
 						piece := f.pieceLen(n)
 						require.Positive(t, piece)
-						sent, after := h2BufferWrite(f.buffered, piece)
+						sent, after := h2BufferWrite(int(f.buffered), piece)
 						before := cw.n
 						_, err := bw.Write(buf[:piece])
 						require.NoError(t, err)
 						require.Equal(t, sent, cw.n-before, "sent by a write of %d with %d buffered (writes %v)", piece, f.buffered, []int{first, second, third})
 						require.Equal(t, after, bw.Buffered(), "buffered after a write of %d with %d buffered", piece, f.buffered)
 						require.LessOrEqual(t, sent, h2Piece)
-						f.buffered = after
+						f.buffered = int32(after)
 						n -= piece
 					}
 				}
@@ -754,14 +754,14 @@ func TestH2BufferWriteModel(t *testing.T) {
 				for _, n := range []int{first, second, third} {
 					for n > 0 {
 						piece := f.pieceLen(n)
-						sent, after := h2BufferWriteString(f.buffered, piece)
+						sent, after := h2BufferWriteString(int(f.buffered), piece)
 						before := cw.n
 						_, err := bw.WriteString(str[:piece])
 						require.NoError(t, err)
 						require.Equal(t, sent, cw.n-before, "sent by a WriteString of %d with %d buffered", piece, f.buffered)
 						require.Equal(t, after, bw.Buffered(), "buffered after a WriteString of %d with %d buffered", piece, f.buffered)
 						require.LessOrEqual(t, sent, h2Piece)
-						f.buffered = after
+						f.buffered = int32(after)
 						n -= piece
 					}
 				}

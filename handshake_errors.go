@@ -63,7 +63,8 @@ func (c HandshakeErrorCounts) Total() uint64 {
 
 // HandshakeErrors returns the number of TLS handshakes that have failed on
 // s, by cause. It is safe for concurrent use, and cheap enough to call
-// from a metrics collector on every scrape.
+// from a metrics collector on every scrape. [Server.Stats] includes the
+// same counts, with the rest of the server's counters.
 //
 // net/http logs every failed handshake; s instead counts them and logs a
 // summary at most once per minute (see the Logger field).

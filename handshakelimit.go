@@ -38,6 +38,8 @@ type handshakeLimiter struct {
 	closed    chan struct{} // closed by Server.Close: waits end
 
 	yields yieldPool // see yieldToNetwork
+
+	stats *serverStats // the Server's, for the waits and their timeouts
 }
 
 // maxConcurrentHandshakes resolves MaxConcurrentHandshakes: the limit, or
@@ -59,7 +61,7 @@ func (s *Server) handshakeLimit() *handshakeLimiter {
 	a := &s.adm
 	a.hsOnce.Do(func() {
 		if n := s.maxConcurrentHandshakes(); n > 0 {
-			a.hs = &handshakeLimiter{sem: make(chan struct{}, n), closed: make(chan struct{})}
+			a.hs = &handshakeLimiter{sem: make(chan struct{}, n), closed: make(chan struct{}), stats: &s.stats}
 		}
 	})
 	return a.hs
@@ -110,11 +112,14 @@ func (h *handshakeLimiter) take(deadline time.Time) (waited bool, err error) {
 		return false, nil
 	default:
 	}
+	if h.stats != nil {
+		h.stats.handshakeSlotWaits.Add(1)
+	}
 	var expired <-chan time.Time
 	if !deadline.IsZero() {
 		d := time.Until(deadline)
 		if d <= 0 {
-			return true, errHandshakeSlotTimeout
+			return true, h.timedOut()
 		}
 		t := time.NewTimer(d)
 		defer t.Stop()
@@ -123,12 +128,21 @@ func (h *handshakeLimiter) take(deadline time.Time) (waited bool, err error) {
 	select {
 	case h.sem <- struct{}{}:
 	case <-expired:
-		return true, errHandshakeSlotTimeout
+		return true, h.timedOut()
 	case <-h.closed:
 		return true, errHandshakeSlotClosed
 	}
 	h.yields.yieldToNetwork()
 	return true, nil
+}
+
+// timedOut counts a wait cut by the handshake timeout and returns its
+// error.
+func (h *handshakeLimiter) timedOut() error {
+	if h.stats != nil {
+		h.stats.handshakeSlotTimeouts.Add(1)
+	}
+	return errHandshakeSlotTimeout
 }
 
 // give gives a slot back.

@@ -199,6 +199,7 @@ func (c *conn) serveHTTP1(ctx context.Context) {
 	}
 	h := &h1conn{c: c, srv: c.srv, rwc: c.rwc, cancel: cancel}
 	h.dl.rwc = c.rwc
+	h.dl.stats = &c.srv.stats
 	h.cr.init(h)
 	c.h1.Store(h)
 	h.bufr = newBufioReader(&h.cr)
@@ -263,6 +264,9 @@ func (h *h1conn) serve(ctx context.Context) {
 	for {
 		w, err := h.readRequest(ctx)
 		if err != nil {
+			if isTimeout(err) {
+				srv.stats.timedOut(timeoutHeader)
+			}
 			h.writeRequestError(err)
 			return
 		}
@@ -282,6 +286,7 @@ func (h *h1conn) serve(ctx context.Context) {
 		if w.body == nil {
 			h.cr.startBackgroundRead()
 		}
+		srv.stats.requestsHTTP1.Add(1)
 		srv.serveHTTP(w, req)
 		// Marked before the context is cancelled, so that a goroutine
 		// that waits for the cancellation finds every write refused.
@@ -351,10 +356,14 @@ func (h *h1conn) waitNextRequest() bool {
 		// as in net/http, it only cancelled the connection's context.
 		draining, err := h.cr.waitIdle(false, idleStart, idleLimit)
 		if err != nil && h.bufr.Buffered() == 0 {
-			if ne, ok := err.(net.Error); ok && draining && ne.Timeout() {
-				// Idle through the drain period (not closed by the
-				// client).
-				h.closeDrained()
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				if draining {
+					// Idle through the drain period (not closed
+					// by the client).
+					h.closeDrained()
+				} else {
+					srv.stats.timedOut(timeoutIdle)
+				}
 			}
 			return false
 		}
@@ -370,6 +379,9 @@ func (h *h1conn) waitNextRequest() bool {
 	// close once keep-alives are over).
 	h.dl.readAfter(srv.readHeaderTimeout())
 	if _, err := h.bufr.Peek(4); err != nil {
+		if isTimeout(err) {
+			srv.stats.timedOut(timeoutHeader)
+		}
 		return false
 	}
 	return true

@@ -369,8 +369,8 @@ type Server struct {
 	// handshake_errors.go.
 	hsErrs handshakeErrorLog
 
-	// acceptCounts counts the accept loops' errors; see backoff.go.
-	acceptCounts acceptCounters
+	// stats holds the counters Stats reports; see stats.go.
+	stats serverStats
 
 	// mu guards the fields below it.
 	mu         sync.Mutex
@@ -573,21 +573,29 @@ func (s *Server) trackListener(ln *net.Listener, add bool) bool {
 	return true
 }
 
-// trackConn adds or removes c from the set of tracked connections.
-func (s *Server) trackConn(c *conn, add bool) {
+// trackConn adds c to the set of tracked connections when it enters
+// StateNew, and removes it when it enters StateHijacked or StateClosed,
+// counting each for Stats.
+func (s *Server) trackConn(c *conn, state http.ConnState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.activeConn == nil {
 		s.activeConn = make(map[*conn]struct{})
 	}
-	if add {
+	switch state {
+	case http.StateNew:
+		s.stats.connsAccepted.Add(1)
 		s.activeConn[c] = struct{}{}
-	} else {
-		delete(s.activeConn, c)
-		// A connection that ended on its own may be the last one a
-		// Shutdown waits for.
-		s.closeEndedLocked()
+		return
+	case http.StateHijacked:
+		s.stats.connsHijacked.Add(1)
+	case http.StateClosed:
+		s.stats.connsClosed.Add(1)
 	}
+	delete(s.activeConn, c)
+	// A connection that ended on its own may be the last one a Shutdown
+	// waits for.
+	s.closeEndedLocked()
 }
 
 // DefaultMaxHeaderValueCount is the maximum number of header values
