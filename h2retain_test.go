@@ -15,11 +15,12 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// TestHTTP2ClosedConnReleased: an HTTP/2 connection that ends while a
-// stream is open must become garbage once it has closed. Found by TestSoak,
-// whose live heap after a 3-minute soak was 12 MiB above the baseline
-// (8.5 MiB for 300 such connections, 28 KiB each; nothing with IdleTimeout
-// -1, nor with net/http's zero http.Server, which has no idle timeout).
+// TestHTTP2ClosedConnReleasedAfterIdleTimeout: an HTTP/2 connection that
+// ends while a stream is open becomes garbage once IdleTimeout has passed
+// after it closed, not sooner. Found by TestSoak, whose live heap after a
+// 3-minute soak was 12 MiB above the baseline (8.5 MiB for 300 such
+// connections, 28 KiB each; nothing with IdleTimeout -1, nor with
+// net/http's zero http.Server, which has no idle timeout).
 //
 // The cause is in x/net's serverConn.serve (and in net/http's bundled
 // HTTP/2 server, Go 1.26 and 1.27): its deferred idleTimer.Stop runs
@@ -27,8 +28,11 @@ import (
 // last stream re-arms the idle timer (sc.idleTimer.Reset(IdleTimeout)), so
 // the timer keeps the serverConn, its framer, HPACK tables and the
 // *tls.Conn with its buffers reachable for IdleTimeout after the
-// connection closed: 2 minutes at httpsrv's default.
-func TestHTTP2ClosedConnReleased(t *testing.T) {
+// connection closed: 2 minutes at httpsrv's default. httpsrv has no handle
+// on the timer; the README lists it under the known limitations. This test
+// pins the bound (IdleTimeout), and keeps passing once x/net releases the
+// connection at once.
+func TestHTTP2ClosedConnReleasedAfterIdleTimeout(t *testing.T) {
 	const n = 10
 	var released, closed atomic.Int64
 	srv := &Server{
@@ -37,7 +41,8 @@ func TestHTTP2ClosedConnReleased(t *testing.T) {
 			_ = http.NewResponseController(w).Flush()
 			<-r.Context().Done() // the stream stays open until the connection ends
 		}),
-		ErrorLog: discardLogger(),
+		ErrorLog:    discardLogger(),
+		IdleTimeout: time.Second,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			tc, ok := c.(*tls.Conn) // as in net/http, under ServeTLS
 			if !ok {
@@ -70,13 +75,13 @@ func TestHTTP2ClosedConnReleased(t *testing.T) {
 		tcp.Close()
 	}
 
-	deadline := time.Now().Add(testTimeout())
+	deadline := time.Now().Add(srv.IdleTimeout + testTimeout())
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for closed.Load() < n || released.Load() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d HTTP/2 connections closed by the server, %d of them garbage-collected within %v (the idle timer keeps them for IdleTimeout)",
-				closed.Load(), n, released.Load(), testTimeout())
+			t.Fatalf("%d of %d HTTP/2 connections closed by the server, %d of them garbage-collected within IdleTimeout (%v) and %v",
+				closed.Load(), n, released.Load(), srv.IdleTimeout, testTimeout())
 		}
 		runtime.GC()
 		<-tick.C
