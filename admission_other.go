@@ -22,5 +22,7 @@ func (*yieldPool) yieldToNetwork() { runtime.Gosched() }
 
 func (*yieldPool) close() {}
 
+func (*yieldPool) kept() int { return 0 }
+
 // peerClosed reports false: the check needs a non-blocking peek.
 func peerClosed(net.Conn) bool { return false }

@@ -604,9 +604,7 @@ func TestYieldToNetwork(t *testing.T) {
 	waitSignal(t, done, "the yields to return")
 	p.close()
 	p.yieldToNetwork() // after close: a pipe made and closed
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	assert.Empty(t, p.free)
+	assert.Zero(t, p.kept())
 }
 
 // TestHandshakeSlotFreeDuringGetCertificate checks that a GetCertificate

@@ -112,6 +112,13 @@ func (p *yieldPool) put(y *netYielder) {
 	}
 }
 
+// kept returns the number of pipes kept for the next yields.
+func (p *yieldPool) kept() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.free)
+}
+
 // close closes the pipes kept; those in use are closed when put back.
 func (p *yieldPool) close() {
 	p.mu.Lock()
