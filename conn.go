@@ -56,6 +56,10 @@ type conn struct {
 	// raw counts the bytes read under rwc's TLS layer, when ServeTLS
 	// made it (see countConn); nil otherwise. Immutable.
 	raw *countConn
+
+	// proxy is the connection under rwc that reads its PROXY header, when
+	// Server.ProxyProtocol is set (see proxy.go); nil otherwise. Immutable.
+	proxy *proxyConn
 }
 
 // newConn returns a connection for rwc, not yet tracked.
@@ -64,6 +68,7 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	if tc, ok := rwc.(*tls.Conn); ok {
 		c.raw, _ = tc.NetConn().(*countConn)
 	}
+	c.proxy = proxyConnOf(rwc)
 	return c
 }
 
@@ -122,17 +127,22 @@ func (c *conn) abort() {
 
 // netConn returns the connection under rwc's TLS layer (and under its
 // byte counter, countConn), or under the plaintext wrapper that kept the bytes read for the HTTP/2 preface
-// (prefaceConn); otherwise rwc.
+// (prefaceConn); otherwise rwc. Under all of these, it returns the
+// accepted connection under the PROXY protocol reader (proxyConn).
 func (c *conn) netConn() net.Conn {
+	nc := c.rwc
 	if u, ok := c.rwc.(interface{ NetConn() net.Conn }); ok {
-		if nc := u.NetConn(); nc != nil {
+		if inner := u.NetConn(); inner != nil {
+			nc = inner
 			if cc, ok := nc.(*countConn); ok {
-				return cc.Conn
+				nc = cc.Conn
 			}
-			return nc
 		}
 	}
-	return c.rwc
+	if pc, ok := nc.(*proxyConn); ok {
+		return pc.Conn
+	}
+	return nc
 }
 
 // closeRWC closes the network connection at the end of serve. A
@@ -173,6 +183,12 @@ func (c *conn) logPanic(v any, prefix string) {
 
 // serve serves the connection until it is done, then closes it.
 func (c *conn) serve(ctx context.Context) {
+	if c.proxy != nil {
+		var ok bool
+		if ctx, ok = c.serveProxyHeader(ctx); !ok {
+			return
+		}
+	}
 	if ra := c.rwc.RemoteAddr(); ra != nil {
 		c.remoteAddr = ra.String()
 	}
