@@ -1,0 +1,455 @@
+package httpsrv
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// proxyHeader formats a PROXY header from src to dst with the given TLVs.
+func proxyHeader(t testing.TB, version byte, src, dst string, tlvs ...proxyproto.TLV) []byte {
+	t.Helper()
+	s, err := net.ResolveTCPAddr("tcp", src)
+	require.NoError(t, err)
+	d, err := net.ResolveTCPAddr("tcp", dst)
+	require.NoError(t, err)
+	h := proxyproto.HeaderProxyFromAddrs(version, s, d)
+	if len(tlvs) > 0 {
+		require.NoError(t, h.SetTLVs(tlvs))
+	}
+	b, err := h.Format()
+	require.NoError(t, err)
+	return b
+}
+
+// proxyLocalHeader formats a version 2 LOCAL header.
+func proxyLocalHeader(t testing.TB) []byte {
+	t.Helper()
+	h := &proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
+	b, err := h.Format()
+	require.NoError(t, err)
+	return b
+}
+
+// proxyClient is newClient with a dialer that writes header first on each
+// new connection, as a layer 4 proxy does.
+func proxyClient(t testing.TB, h2 bool, header []byte) *http.Client {
+	t.Helper()
+	c := newClient(t, h2)
+	tr := c.Transport.(*http.Transport)
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if len(header) > 0 {
+			if _, err := conn.Write(header); err != nil {
+				conn.Close()
+				return nil, err
+			}
+		}
+		return conn, nil
+	}
+	return c
+}
+
+// proxySeen is what a request, ConnContext and ConnState saw of a
+// connection.
+type proxySeen struct {
+	mu          sync.Mutex
+	handler     []string // Request.RemoteAddr
+	handlerInfo []ProxyInfo
+	handlerOK   []bool
+	handlerLoc  []string // http.LocalAddrContextKey
+	ctxRemote   []string // ConnContext's conn.RemoteAddr()
+	ctxInfo     []bool   // ProxyInfoFromContext in ConnContext
+	newRemote   []string // ConnState StateNew's conn.RemoteAddr()
+	states      int      // ConnState calls
+}
+
+// proxyServer returns a server with policy, whose handler, ConnContext and
+// ConnState record into the returned proxySeen, and a buffer with its log.
+func proxyServer(policy *ProxyPolicy) (*Server, *proxySeen, *syncBuffer) {
+	seen := new(proxySeen)
+	logger, buf := newTestLogger()
+	srv := &Server{
+		ProxyProtocol: policy,
+		ErrorLog:      logger,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			info, ok := ProxyInfoFromContext(r.Context())
+			loc, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+			seen.mu.Lock()
+			seen.handler = append(seen.handler, r.RemoteAddr)
+			seen.handlerInfo = append(seen.handlerInfo, info)
+			seen.handlerOK = append(seen.handlerOK, ok)
+			if loc != nil {
+				seen.handlerLoc = append(seen.handlerLoc, loc.String())
+			}
+			seen.mu.Unlock()
+			io.WriteString(w, r.Proto)
+		}),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			_, ok := ProxyInfoFromContext(ctx)
+			seen.mu.Lock()
+			seen.ctxRemote = append(seen.ctxRemote, c.RemoteAddr().String())
+			seen.ctxInfo = append(seen.ctxInfo, ok)
+			seen.mu.Unlock()
+			return ctx
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			seen.mu.Lock()
+			defer seen.mu.Unlock()
+			seen.states++
+			if st == http.StateNew {
+				seen.newRemote = append(seen.newRemote, c.RemoteAddr().String())
+			}
+		},
+	}
+	return srv, seen, buf
+}
+
+func (s *proxySeen) snapshot() proxySeen {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return proxySeen{
+		handler: append([]string(nil), s.handler...), handlerInfo: append([]ProxyInfo(nil), s.handlerInfo...),
+		handlerOK: append([]bool(nil), s.handlerOK...), handlerLoc: append([]string(nil), s.handlerLoc...),
+		ctxRemote: append([]string(nil), s.ctxRemote...), ctxInfo: append([]bool(nil), s.ctxInfo...),
+		newRemote: append([]string(nil), s.newRemote...), states: s.states,
+	}
+}
+
+// TestProxyProtocolServed sends requests through headers a trusted proxy
+// (or a peer that sends none) may send, over HTTP/1.1 and HTTP/2, and
+// checks that the handler, ConnContext and ConnState see the client's
+// address, and the accessor the header's contents.
+func TestProxyProtocolServed(t *testing.T) {
+	const (
+		src4 = "203.0.113.7:51000"
+		dst4 = "198.51.100.1:443"
+		src6 = "[2001:db8::7]:51000"
+		dst6 = "[2001:db8::1]:443"
+	)
+	tlvs := []proxyproto.TLV{
+		{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte("example.com")},
+		{Type: proxyproto.PP2_TYPE_NOOP, Value: []byte{0, 0}},
+		{Type: proxyproto.PP2_TYPE_UNIQUE_ID, Value: []byte("conn-42")},
+		{Type: 0xE0, Value: []byte{1, 2, 3}},
+	}
+	tests := []struct {
+		name      string
+		trusted   []string
+		header    func(t testing.TB) []byte
+		wantSrc   string // "" for the TCP peer's address
+		wantDst   string // "" for the listener's address
+		wantInfo  bool
+		wantLocal bool
+		wantTLVs  bool
+	}{
+		{name: "v1 TCP4", header: func(t testing.TB) []byte { return proxyHeader(t, 1, src4, dst4) }, wantSrc: src4, wantDst: dst4, wantInfo: true},
+		{name: "v1 TCP6", header: func(t testing.TB) []byte { return proxyHeader(t, 1, src6, dst6) }, wantSrc: src6, wantDst: dst6, wantInfo: true},
+		{name: "v1 UNKNOWN", header: func(testing.TB) []byte { return []byte("PROXY UNKNOWN\r\n") }, wantInfo: true, wantLocal: true},
+		{name: "v2 TCP4 with TLVs", header: func(t testing.TB) []byte { return proxyHeader(t, 2, src4, dst4, tlvs...) }, wantSrc: src4, wantDst: dst4, wantInfo: true, wantTLVs: true},
+		{name: "v2 TCP6", header: func(t testing.TB) []byte { return proxyHeader(t, 2, src6, dst6) }, wantSrc: src6, wantDst: dst6, wantInfo: true},
+		{name: "v2 LOCAL", header: proxyLocalHeader, wantInfo: true, wantLocal: true},
+		{name: "trusted peer without header", header: func(testing.TB) []byte { return nil }},
+		{name: "untrusted peer without header", trusted: []string{"10.0.0.0/8"}, header: func(testing.TB) []byte { return nil }},
+	}
+	for _, tt := range tests {
+		for _, h2 := range []bool{false, true} {
+			name := tt.name + "/HTTP1"
+			if h2 {
+				name = tt.name + "/HTTP2"
+			}
+			t.Run(name, func(t *testing.T) {
+				trusted := tt.trusted
+				if trusted == nil {
+					trusted = []string{"127.0.0.1/32", "::1"}
+				}
+				srv, seen, logBuf := proxyServer(&ProxyPolicy{TrustedProxies: trusted})
+				addr := startTLS(t, srv)
+				client := proxyClient(t, h2, tt.header(t))
+
+				resp, err := client.Get("https://" + addr + "/")
+				require.NoError(t, err)
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.NoError(t, err)
+				if h2 {
+					assert.Equal(t, "HTTP/2.0", string(body))
+				} else {
+					assert.Equal(t, "HTTP/1.1", string(body))
+				}
+
+				got := seen.snapshot()
+				require.Len(t, got.handler, 1)
+				require.Len(t, got.ctxRemote, 1)
+				require.Len(t, got.newRemote, 1)
+				if tt.wantSrc == "" {
+					// The TCP peer: this client, on 127.0.0.1.
+					host, _, err := net.SplitHostPort(got.handler[0])
+					require.NoError(t, err)
+					assert.Equal(t, "127.0.0.1", host)
+				} else {
+					assert.Equal(t, tt.wantSrc, got.handler[0])
+				}
+				assert.Equal(t, got.handler[0], got.ctxRemote[0], "ConnContext's conn.RemoteAddr")
+				assert.Equal(t, got.handler[0], got.newRemote[0], "ConnState StateNew's conn.RemoteAddr")
+				wantDst := tt.wantDst
+				if wantDst == "" {
+					wantDst = addr
+				}
+				require.Len(t, got.handlerLoc, 1)
+				assert.Equal(t, wantDst, got.handlerLoc[0], "http.LocalAddrContextKey")
+
+				assert.Equal(t, tt.wantInfo, got.handlerOK[0], "ProxyInfoFromContext in the handler")
+				assert.Equal(t, tt.wantInfo, got.ctxInfo[0], "ProxyInfoFromContext in ConnContext")
+				if tt.wantInfo {
+					info := got.handlerInfo[0]
+					assert.Equal(t, tt.wantLocal, info.Local)
+					assert.Equal(t, got.handler[0], info.Source.String())
+					assert.Equal(t, wantDst, info.Destination.String())
+					host, _, err := net.SplitHostPort(info.Proxy.String())
+					require.NoError(t, err)
+					assert.Equal(t, "127.0.0.1", host)
+					if tt.wantTLVs {
+						assert.Equal(t, "example.com", info.Authority)
+						assert.Equal(t, []byte("conn-42"), info.UniqueID)
+						assert.Equal(t, []ProxyTLV{
+							{Type: 0x02, Value: []byte("example.com")},
+							{Type: 0x05, Value: []byte("conn-42")},
+							{Type: 0xE0, Value: []byte{1, 2, 3}},
+						}, info.TLVs)
+					} else {
+						assert.Empty(t, info.Authority)
+						assert.Nil(t, info.UniqueID)
+					}
+				}
+				assert.Equal(t, ProxyHeaderErrorCounts{}, srv.ProxyHeaderErrors())
+				assert.Empty(t, logBuf.String())
+			})
+		}
+	}
+}
+
+// proxyRefusedCase is a connection the server must close at its header.
+type proxyRefusedCase struct {
+	name     string
+	policy   ProxyPolicy
+	send     []byte
+	closeW   bool // half-close after sending
+	wantKind func(ProxyHeaderErrorCounts) uint64
+	wantLog  string
+}
+
+// TestProxyProtocolRefused sends headers that must be refused and checks
+// that each connection is closed before any handler, ConnContext or
+// ConnState call, counted under its cause and logged with a clear line.
+func TestProxyProtocolRefused(t *testing.T) {
+	trustLocal := []string{"127.0.0.0/8"}
+	untrusting := []string{"10.0.0.0/8", "2001:db8::/32"}
+	v2sig := string(proxyproto.SIGV2)
+	tlsHello := []byte{0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00} // a TLS record header and a little more
+	validV1 := "PROXY TCP4 203.0.113.7 198.51.100.1 51000 443\r\n"
+	tests := []proxyRefusedCase{
+		{
+			name: "spoofed v1 from untrusted peer", policy: ProxyPolicy{TrustedProxies: untrusting},
+			send: []byte(validV1), wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Untrusted },
+			wantLog: "PROXY v1 header from a peer not in ProxyProtocol.TrustedProxies",
+		},
+		{
+			name: "spoofed v2 from untrusted peer", policy: ProxyPolicy{TrustedProxies: untrusting},
+			send: proxyHeader(t, 2, "203.0.113.7:51000", "198.51.100.1:443"), wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Untrusted },
+			wantLog: "PROXY v2 header from a peer not in ProxyProtocol.TrustedProxies",
+		},
+		{
+			name: "required but missing", policy: ProxyPolicy{TrustedProxies: trustLocal, Required: true},
+			send: tlsHello, wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Missing },
+			wantLog: "no PROXY header from a trusted proxy, and ProxyProtocol.Required is set",
+		},
+		{
+			name: "malformed v1 address", policy: ProxyPolicy{TrustedProxies: trustLocal},
+			send: []byte("PROXY TCP4 999.0.113.7 198.51.100.1 51000 443\r\n"), wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Malformed },
+			wantLog: "malformed PROXY v1 header: proxyproto:",
+		},
+		{
+			name: "malformed v1 without CR", policy: ProxyPolicy{TrustedProxies: trustLocal},
+			send: []byte("PROXY TCP4 203.0.113.7 198.51.100.1 51000 443\n"), wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Malformed },
+			wantLog: "malformed PROXY v1 header: proxyproto:",
+		},
+		{
+			name: "malformed v2 command", policy: ProxyPolicy{TrustedProxies: trustLocal},
+			send: []byte(v2sig + "\x2f\x11\x00\x0c" + strings.Repeat("\x01", 12)), wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Malformed },
+			wantLog: "malformed PROXY v2 header: proxyproto: unsupported proxy protocol version and command",
+		},
+		{
+			name: "malformed v2 TLV", policy: ProxyPolicy{TrustedProxies: trustLocal},
+			send: []byte(v2sig + "\x21\x11\x00\x0e" + strings.Repeat("\x01", 12) + "\x02\x00"), wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Malformed },
+			wantLog: "malformed PROXY header TLVs: proxyproto: truncated TLV",
+		},
+		{
+			name: "truncated v1 then EOF", policy: ProxyPolicy{TrustedProxies: trustLocal},
+			send: []byte("PROXY TCP4 203.0.113.7"), closeW: true, wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Truncated },
+			wantLog: "truncated PROXY v1 header: 22 bytes without an end of line",
+		},
+		{
+			name: "truncated v2 addresses then EOF", policy: ProxyPolicy{TrustedProxies: trustLocal},
+			send: []byte(v2sig + "\x21\x11\x00\x0c\x01\x02\x03"), closeW: true, wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Truncated },
+			wantLog: "truncated PROXY v2 header",
+		},
+		{
+			name: "truncated v2 signature then EOF", policy: ProxyPolicy{TrustedProxies: trustLocal},
+			send: []byte(v2sig[:7]), closeW: true, wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Truncated },
+			wantLog: "truncated PROXY header signature: unexpected EOF",
+		},
+		{
+			name: "oversized v1", policy: ProxyPolicy{TrustedProxies: trustLocal},
+			send: []byte("PROXY TCP4 " + strings.Repeat("1", 200) + "\r\n"), wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Oversized },
+			wantLog: "oversized PROXY v1 header: no end of line in its first 107 bytes",
+		},
+		{
+			name: "oversized v2", policy: ProxyPolicy{TrustedProxies: trustLocal},
+			send: []byte(v2sig + "\x21\x11\xff\xff" + strings.Repeat("\x01", 64)), wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Oversized },
+			wantLog: "oversized PROXY v2 header: 65535 bytes after the fixed part, limit 4096",
+		},
+		{
+			name: "peer sends nothing", policy: ProxyPolicy{TrustedProxies: trustLocal, HeaderTimeout: 100 * time.Millisecond},
+			wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Timeout },
+			wantLog:  "no complete PROXY header signature within 100ms",
+		},
+		{
+			name: "untrusted peer sends nothing", policy: ProxyPolicy{TrustedProxies: untrusting, HeaderTimeout: 100 * time.Millisecond},
+			wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Timeout },
+			wantLog:  "no complete PROXY header signature within 100ms",
+		},
+		{
+			name: "v2 header stalls", policy: ProxyPolicy{TrustedProxies: trustLocal, HeaderTimeout: 100 * time.Millisecond},
+			send: []byte(v2sig + "\x21\x11\x00\x0c\x01\x02"), wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Timeout },
+			wantLog: "no complete PROXY v2 header within 100ms",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			policy := tt.policy
+			srv, seen, logBuf := proxyServer(&policy)
+			var served atomic.Int32
+			inner := srv.Handler
+			srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				served.Add(1)
+				inner.ServeHTTP(w, r)
+			})
+			addr := startTLS(t, srv)
+
+			start := time.Now()
+			requireClosedAfter(t, addr, tt.send, tt.closeW)
+			if policy.HeaderTimeout > 0 && len(tt.send) == 0 {
+				assert.GreaterOrEqual(t, time.Since(start), policy.HeaderTimeout, "cut before the header timeout")
+			}
+
+			counts := srv.ProxyHeaderErrors()
+			assert.Equal(t, uint64(1), tt.wantKind(counts), "counts: %+v", counts)
+			assert.Equal(t, uint64(1), counts.Total(), "counts: %+v", counts)
+			line := logBuf.String()
+			assert.Contains(t, line, "http: PROXY header error from 127.0.0.1:")
+			assert.Contains(t, line, tt.wantLog)
+			assert.NotContains(t, line, "203.0.113.7", "the log names the TCP peer, never the header's address")
+			assert.Equal(t, 1, strings.Count(line, "\n"), "one line: %q", line)
+			assert.Zero(t, served.Load(), "a handler ran")
+			got := seen.snapshot()
+			assert.Empty(t, got.ctxRemote, "ConnContext ran")
+			assert.Zero(t, got.states, "ConnState ran")
+			assert.Equal(t, HandshakeErrorCounts{}, srv.HandshakeErrors(), "a TLS handshake was tried")
+		})
+	}
+}
+
+// requireClosedAfter connects to addr, sends send (half-closing after it
+// if closeW), and waits for the server to close the connection.
+func requireClosedAfter(t testing.TB, addr string, send []byte, closeW bool) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, testTimeout())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	if len(send) > 0 {
+		_, err = c.Write(send)
+		require.NoError(t, err)
+	}
+	if closeW {
+		require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	}
+	c.SetReadDeadline(time.Now().Add(testTimeout()))
+	n, err := io.Copy(io.Discard, c)
+	if err != nil {
+		// A reset is a close too (the server closed with bytes unread).
+		var ne net.Error
+		require.False(t, errors.As(err, &ne) && ne.Timeout(), "server did not close the connection: %v", err)
+	}
+	assert.Zero(t, n, "the server wrote to a refused connection")
+}
+
+// TestProxyProtocolSlog checks the slog record of a refused header and the
+// once-a-second limit: a second refusal right after is counted, not
+// logged.
+func TestProxyProtocolSlog(t *testing.T) {
+	logger, rec := newRecordLogger(t)
+	srv := &Server{Logger: logger, ProxyProtocol: &ProxyPolicy{TrustedProxies: []string{"10.0.0.1"}}}
+	addr := startTLS(t, srv)
+	hdr := []byte("PROXY TCP4 203.0.113.7 198.51.100.1 51000 443\r\n")
+	requireClosedAfter(t, addr, hdr, false)
+	requireClosedAfter(t, addr, hdr, false)
+
+	assert.Equal(t, ProxyHeaderErrorCounts{Untrusted: 2}, srv.ProxyHeaderErrors())
+	recs := rec.all()
+	require.Len(t, recs, 1)
+	assert.Equal(t, slog.LevelWarn, recs[0].Level)
+	assert.Equal(t, "http: PROXY header error", recs[0].Message)
+	attrs := attrMap(recs[0])
+	assert.Equal(t, "untrusted", attrs["kind"])
+	assert.Contains(t, attrs["remote_addr"], "127.0.0.1:")
+	assert.Contains(t, attrs["error"], "not in ProxyProtocol.TrustedProxies")
+}
+
+// TestProxyErrorLogInterval drives the rate limit with explicit times.
+func TestProxyErrorLogInterval(t *testing.T) {
+	var l proxyErrorLog
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		at         time.Duration
+		kind       proxyErrorKind
+		wantLog    bool
+		wantMore   uint64
+		wantPeriod time.Duration
+	}{
+		{at: 0, kind: proxyUntrusted, wantLog: true},
+		{at: 100 * time.Millisecond, kind: proxyMalformed},
+		{at: 900 * time.Millisecond, kind: proxyTimeout},
+		{at: 1200 * time.Millisecond, kind: proxyMissing, wantLog: true, wantMore: 2, wantPeriod: 1200 * time.Millisecond},
+		{at: 5 * time.Second, kind: proxyOversized, wantLog: true, wantPeriod: 3800 * time.Millisecond},
+	}
+	for _, st := range steps {
+		more, period, ok := l.record(st.kind, t0.Add(st.at))
+		assert.Equal(t, st.wantLog, ok, "at %v", st.at)
+		assert.Equal(t, st.wantMore, more, "at %v", st.at)
+		assert.Equal(t, st.wantPeriod, period, "at %v", st.at)
+	}
+	for k := range numProxyErrorKinds {
+		want := uint64(1)
+		if k == proxyTruncated {
+			want = 0
+		}
+		assert.Equal(t, want, l.totals[k].Load(), "kind %v", k)
+	}
+}
