@@ -2,6 +2,7 @@ package httpsrv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -452,4 +453,140 @@ func TestProxyErrorLogInterval(t *testing.T) {
 		}
 		assert.Equal(t, want, l.totals[k].Load(), "kind %v", k)
 	}
+}
+
+// TestProxyProtocolBadPolicy checks that an invalid policy is a clear
+// error from ServeTLS and Serve, with the listener closed, not a panic.
+func TestProxyProtocolBadPolicy(t *testing.T) {
+	tests := []struct {
+		name    string
+		trusted []string
+		wantMsg string
+	}{
+		{name: "empty", trusted: nil, wantMsg: "TrustedProxies is empty"},
+		{name: "malformed prefix", trusted: []string{"10.0.0.0/8", "10.0.0.0/33"}, wantMsg: `TrustedProxies[1] "10.0.0.0/33" is neither an IP address nor a CIDR prefix`},
+		{name: "host name", trusted: []string{"proxy.internal"}, wantMsg: `TrustedProxies[0] "proxy.internal"`},
+		{name: "zone", trusted: []string{"fe80::1%eth0"}, wantMsg: `TrustedProxies[0] "fe80::1%eth0"`},
+	}
+	for _, tt := range tests {
+		for _, tlsOn := range []bool{true, false} {
+			name := tt.name + "/Serve"
+			if tlsOn {
+				name = tt.name + "/ServeTLS"
+			}
+			t.Run(name, func(t *testing.T) {
+				srv := &Server{ProxyProtocol: &ProxyPolicy{TrustedProxies: tt.trusted}}
+				ln := localListener(t)
+				var err error
+				if tlsOn {
+					err = srv.ServeTLS(ln, testCertFile, testKeyFile)
+				} else {
+					err = srv.Serve(ln)
+				}
+				require.ErrorIs(t, err, ErrProxyPolicy)
+				assert.Contains(t, err.Error(), tt.wantMsg)
+				_, aerr := ln.Accept()
+				assert.ErrorIs(t, aerr, net.ErrClosed, "the listener must be closed")
+			})
+		}
+	}
+}
+
+// TestProxyPolicyTrusts checks prefix matching.
+func TestProxyPolicyTrusts(t *testing.T) {
+	pp, err := (&ProxyPolicy{TrustedProxies: []string{"10.1.0.0/16", "192.0.2.7", "2001:db8::/32", "::ffff:198.51.100.0/120"}}).compile()
+	require.NoError(t, err)
+	assert.Equal(t, DefaultProxyHeaderTimeout, pp.timeout)
+	tests := []struct {
+		addr net.Addr
+		want bool
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 1}, true},
+		{&net.TCPAddr{IP: net.ParseIP("10.2.0.1"), Port: 1}, false},
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1}, true},
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.8"), Port: 1}, false},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:10.1.9.9"), Port: 1}, true}, // IPv4-mapped peer
+		{&net.TCPAddr{IP: net.ParseIP("198.51.100.20"), Port: 1}, true},   // IPv4-mapped prefix
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8::9"), Port: 1}, true},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db9::9"), Port: 1}, false},
+		{&net.UnixAddr{Name: "/run/h.sock", Net: "unix"}, false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, pp.trusts(tt.addr), "%v", tt.addr)
+	}
+	pp, err = (&ProxyPolicy{TrustedProxies: []string{"::/0"}, HeaderTimeout: -1}).compile()
+	require.NoError(t, err)
+	assert.Zero(t, pp.timeout, "negative: no limit")
+}
+
+// TestProxyProtocolServe serves plaintext HTTP/1.1 behind a header under
+// Serve; the request follows the header in the same write, so the bytes
+// read past the header must reach the HTTP engine.
+func TestProxyProtocolServe(t *testing.T) {
+	srv, seen, logBuf := proxyServer(&ProxyPolicy{TrustedProxies: []string{"127.0.0.1"}})
+	ln := localListener(t)
+	addr := serveOn(t, ln, srv.Serve, srv.Close)
+
+	c, err := net.DialTimeout("tcp", addr, testTimeout())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(testTimeout()))
+	_, err = io.WriteString(c, "PROXY TCP6 2001:db8::7 2001:db8::1 51000 80\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := io.ReadAll(c)
+	require.NoError(t, err)
+	assert.Contains(t, string(resp), "HTTP/1.1 200 OK")
+	got := seen.snapshot()
+	assert.Equal(t, []string{"[2001:db8::7]:51000"}, got.handler)
+	assert.Equal(t, []string{"[2001:db8::7]:51000"}, got.ctxRemote)
+	assert.Equal(t, []string{"[2001:db8::7]:51000"}, got.newRemote)
+	assert.Empty(t, logBuf.String())
+}
+
+// TestProxyProtocolServeTLSListener checks that Serve refuses a listener
+// that returns TLS connections: the header is under their TLS layer.
+func TestProxyProtocolServeTLSListener(t *testing.T) {
+	cert, _ := testCertificate(t)
+	ln := tls.NewListener(localListener(t), &tls.Config{Certificates: []tls.Certificate{cert}})
+	srv := &Server{ProxyProtocol: &ProxyPolicy{TrustedProxies: []string{"127.0.0.1"}}}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, ErrProxyPolicy)
+		assert.Contains(t, err.Error(), "give the TCP listener to ServeTLS")
+	case <-time.After(testTimeout()):
+		t.Fatal("Serve did not return")
+	}
+}
+
+// TestProxyProtocolCloseDuringHeader checks that Close cuts a connection
+// waiting for its header at once, without counting or logging it, and
+// that the wait never held up the accept loop for other clients.
+func TestProxyProtocolCloseDuringHeader(t *testing.T) {
+	srv, seen, logBuf := proxyServer(&ProxyPolicy{TrustedProxies: []string{"127.0.0.1"}, HeaderTimeout: -1})
+	addr := startTLS(t, srv)
+
+	silent, err := net.DialTimeout("tcp", addr, testTimeout())
+	require.NoError(t, err)
+	t.Cleanup(func() { silent.Close() })
+	// Another client is served meanwhile: the silent one does not block
+	// Accept.
+	resp, err := proxyClient(t, false, proxyHeader(t, 2, "203.0.113.9:4000", "198.51.100.1:443")).Get("https://" + addr + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, []string{"203.0.113.9:4000"}, seen.snapshot().handler)
+
+	require.NoError(t, srv.Close())
+	silent.SetReadDeadline(time.Now().Add(testTimeout()))
+	_, err = silent.Read(make([]byte, 1))
+	require.Error(t, err)
+	var ne net.Error
+	assert.False(t, errors.As(err, &ne) && ne.Timeout(), "Close left the connection open: %v", err)
+	assert.Equal(t, ProxyHeaderErrorCounts{}, srv.ProxyHeaderErrors())
+	assert.Empty(t, logBuf.String())
 }
