@@ -643,11 +643,30 @@ func (c ProxyHeaderErrorCounts) Total() uint64 {
 }
 
 // ProxyHeaderErrors returns the number of connections s closed at their
-// PROXY protocol header, by cause. It is safe for concurrent use, and
-// cheap enough to call from a metrics collector on every scrape. The
-// counts stay zero while ProxyProtocol is nil.
+// PROXY protocol header, by cause, those of its ListenAndServeHTTPRedirect
+// server included. It is safe for concurrent use, and cheap enough to call
+// from a metrics collector on every scrape. The counts stay zero while
+// ProxyProtocol is nil.
 func (s *Server) ProxyHeaderErrors() ProxyHeaderErrorCounts {
-	t := &s.proxyErrs.totals
+	c := s.proxyErrs.counts()
+	s.mu.Lock()
+	linked := s.linked
+	s.mu.Unlock()
+	for _, l := range linked {
+		lc := l.proxyErrs.counts()
+		c.Untrusted += lc.Untrusted
+		c.Missing += lc.Missing
+		c.Timeout += lc.Timeout
+		c.Malformed += lc.Malformed
+		c.Truncated += lc.Truncated
+		c.Oversized += lc.Oversized
+	}
+	return c
+}
+
+// counts returns the totals of l alone.
+func (l *proxyErrorLog) counts() ProxyHeaderErrorCounts {
+	t := &l.totals
 	return ProxyHeaderErrorCounts{
 		Untrusted: t[proxyUntrusted].Load(),
 		Missing:   t[proxyMissing].Load(),

@@ -590,3 +590,29 @@ func TestProxyProtocolCloseDuringHeader(t *testing.T) {
 	assert.Equal(t, ProxyHeaderErrorCounts{}, srv.ProxyHeaderErrors())
 	assert.Empty(t, logBuf.String())
 }
+
+// TestProxyProtocolRedirect checks that the ListenAndServeHTTPRedirect
+// server reads headers too, and counts its refusals on the main server.
+func TestProxyProtocolRedirect(t *testing.T) {
+	logger, logBuf := newTestLogger()
+	srv := &Server{Addr: "127.0.0.1:8443", ErrorLog: logger, ProxyProtocol: &ProxyPolicy{TrustedProxies: []string{"127.0.0.1"}}}
+	addr, errc := startRedirect(t, srv)
+
+	c, err := net.DialTimeout("tcp", addr, testTimeout())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(testTimeout()))
+	_, err = io.WriteString(c, "PROXY TCP4 203.0.113.7 198.51.100.1 51000 80\r\nGET /a HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := io.ReadAll(c)
+	require.NoError(t, err)
+	assert.Contains(t, string(resp), "HTTP/1.1 308 Permanent Redirect")
+	assert.Contains(t, string(resp), "Location: https://example.com:8443/a")
+
+	requireClosedAfter(t, addr, []byte("PROXY TCP4 1.2.3.4\r\n"), false)
+	assert.Equal(t, ProxyHeaderErrorCounts{Malformed: 1}, srv.ProxyHeaderErrors())
+	assert.Contains(t, logBuf.String(), "malformed PROXY v1 header")
+
+	srv.Close()
+	assert.ErrorIs(t, waitErr(t, errc), http.ErrServerClosed)
+}
