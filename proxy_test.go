@@ -616,3 +616,43 @@ func TestProxyProtocolRedirect(t *testing.T) {
 	srv.Close()
 	assert.ErrorIs(t, waitErr(t, errc), http.ErrServerClosed)
 }
+
+// TestProxyProtocolH2C serves unencrypted HTTP/2 with prior knowledge
+// behind a header under Serve: the preface is looked for after the header.
+func TestProxyProtocolH2C(t *testing.T) {
+	srv, seen, logBuf := proxyServer(&ProxyPolicy{TrustedProxies: []string{"127.0.0.1"}})
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv.Protocols = protos
+	addr := serveOn(t, localListener(t), srv.Serve, srv.Close)
+
+	clientProtos := new(http.Protocols)
+	clientProtos.SetUnencryptedHTTP2(true)
+	header := proxyHeader(t, 2, "203.0.113.7:51000", "198.51.100.1:80",
+		proxyproto.TLV{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte("example.com")})
+	tr := &http.Transport{
+		Protocols: clientProtos,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := new(net.Dialer).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			_, err = c.Write(header)
+			return c, err
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr, Timeout: testTimeout()}).Get("http://" + addr + "/")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, "HTTP/2.0", string(body))
+	got := seen.snapshot()
+	assert.Equal(t, []string{"203.0.113.7:51000"}, got.handler)
+	assert.Equal(t, []string{"203.0.113.7:51000"}, got.newRemote)
+	require.Len(t, got.handlerInfo, 1)
+	assert.Equal(t, "example.com", got.handlerInfo[0].Authority)
+	assert.Empty(t, logBuf.String())
+}
