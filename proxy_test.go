@@ -656,3 +656,35 @@ func TestProxyProtocolH2C(t *testing.T) {
 	assert.Equal(t, "example.com", got.handlerInfo[0].Authority)
 	assert.Empty(t, logBuf.String())
 }
+
+// TestProxyProtocolShutdown checks that proxied connections drain as
+// others do: Shutdown closes an idle HTTP/1 and an HTTP/2 connection and
+// returns nil.
+func TestProxyProtocolShutdown(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP1", true: "HTTP2"}[h2], func(t *testing.T) {
+			srv, seen, _ := proxyServer(&ProxyPolicy{TrustedProxies: []string{"127.0.0.1"}})
+			rec := newStateRecorder()
+			hook := srv.ConnState
+			srv.ConnState = func(c net.Conn, st http.ConnState) {
+				hook(c, st)
+				rec.hook(c, st)
+			}
+			addr := startTLS(t, srv)
+			client := proxyClient(t, h2, proxyHeader(t, 1, "203.0.113.7:51000", "198.51.100.1:443"))
+			resp, err := client.Get("https://" + addr + "/")
+			require.NoError(t, err)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if !h2 {
+				rec.waitFor(t, "the connection to be idle", lastStateIs(http.StateIdle))
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout())
+			defer cancel()
+			require.NoError(t, srv.Shutdown(ctx))
+			rec.waitFor(t, "the connection to close", lastStateIs(http.StateClosed))
+			assert.Equal(t, []string{"203.0.113.7:51000"}, seen.snapshot().newRemote)
+		})
+	}
+}
