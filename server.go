@@ -412,12 +412,12 @@ func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
 		l.Close()
 		return http.ErrServerClosed
 	}
-	config, err := s.serveTLSConfig(certFile, keyFile)
+	pl, err := s.proxyListener(l) // l itself unless ProxyProtocol is set
 	if err != nil {
 		l.Close()
 		return err
 	}
-	pl, err := s.proxyListener(l) // l itself unless ProxyProtocol is set
+	config, err := s.serveTLSConfig(certFile, keyFile)
 	if err != nil {
 		l.Close()
 		return err
