@@ -249,7 +249,10 @@ type ProxyInfo struct {
 // ProxyTLV is one type-length-value field of a version 2 PROXY protocol
 // header.
 type ProxyTLV struct {
-	Type  byte
+	// Type is the TLV's type, such as 0x02 (PP2_TYPE_AUTHORITY).
+	Type byte
+
+	// Value is the TLV's value, as sent.
 	Value []byte
 }
 
