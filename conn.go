@@ -228,7 +228,13 @@ func (c *conn) serve(ctx context.Context) {
 // reports whether it succeeded. Failures are logged, and plaintext HTTP
 // requests get net/http's 400 answer.
 func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
-	phaseDeadline(c.rwc, c.srv.tlsHandshakeTimeout())
+	if p := c.proxy; p != nil && p.info == nil {
+		// No PROXY header: the handshake timeout runs from the start of
+		// the wait for it, as it would from accept without one.
+		c.rwc.SetDeadline(p.handshakeDeadline(c.srv.tlsHandshakeTimeout()))
+	} else {
+		phaseDeadline(c.rwc, c.srv.tlsHandshakeTimeout())
+	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		// If the handshake failed due to the client not speaking TLS,
 		// assume they're speaking plaintext HTTP and write a 400 response

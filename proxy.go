@@ -30,28 +30,33 @@ import (
 // before the TLS handshake; the accept loop never reads. The accept loop
 // tracks the connection as StateNew without running the hook, and leaves
 // ConnContext to serveProxyHeader, so that both see the client's address.
-// Parsing is github.com/pires/go-proxyproto's Read; the framing checks
-// around it (signature, sizes, completeness) are ours, to tell the
-// failures apart and to reject before reading a header from a peer that
-// may not send one.
+// The framing (signature, sizes, waiting for a header that arrives in
+// pieces) is ours, to tell the failures apart and to reject before reading
+// a header from a peer that may not send one. A version 1 line, once
+// whole, is parsed by github.com/pires/go-proxyproto's Read; a version 2
+// header is decoded by parseProxyV2, and its TLVs by go-proxyproto's
+// SplitTLVs.
 
 // ErrProxyPolicy is returned, wrapped with the reason, by Serve, ServeTLS,
 // ListenAndServe and ListenAndServeTLS when Server.ProxyProtocol is not a
-// valid policy: an entry of TrustedProxies that is neither an IP address
-// nor a CIDR prefix, no entry at all, or, under Serve, a listener that
-// returns *tls.Conn values, under which the header cannot be read.
+// valid policy: no entry in TrustedProxies, or an entry that is neither an
+// IP address nor a CIDR prefix, has an IPv6 zone, has bits set past its
+// prefix length ("10.0.0.1/8"), or is an IPv4-mapped IPv6 prefix shorter
+// than /96 ("::ffff:10.0.0.0/8"); or, under Serve, a listener that returns
+// *tls.Conn values, under which the header cannot be read.
 var ErrProxyPolicy = errors.New("httpsrv: invalid ProxyProtocol policy")
 
 // DefaultProxyHeaderTimeout is how long a connection may take to send its
-// PROXY protocol header (or, from a peer that need not send one, its first
-// bytes) when ProxyPolicy.HeaderTimeout is zero.
+// PROXY protocol header when ProxyPolicy.HeaderTimeout is zero (see
+// HeaderTimeout for peers that need not send one).
 const DefaultProxyHeaderTimeout = 5 * time.Second
 
 // maxProxyV2Length bounds the length field of a version 2 header (the
 // address block and TLVs after the 16 fixed bytes), as go-proxyproto's
-// MaxV2HeaderSize does by default; the value is ours, so that a program
-// changing that package variable does not change this server's limit.
-// TLVs that carry a client certificate take 1 to 2 KiB.
+// MaxV2HeaderSize does by default. The limit is ours, and version 2
+// headers are decoded here (parseProxyV2), so that a program changing
+// that package variable does not change this server's limit. TLVs that
+// carry a client certificate take 1 to 2 KiB.
 const maxProxyV2Length = 4096
 
 // maxProxyV1Length is the longest version 1 header line, CRLF included,
@@ -69,10 +74,17 @@ type ProxyPolicy struct {
 	// an IP address ("192.0.2.10", "2001:db8::7") or a CIDR prefix
 	// ("10.0.0.0/8", "2001:db8::/32"). It must not be empty: Serve and
 	// ServeTLS return an error wrapping ErrProxyPolicy otherwise, or for
-	// an entry that does not parse. "0.0.0.0/0" and "::/0" trust every
-	// peer; only use them when a firewall keeps everyone else out. An
-	// IPv4-mapped IPv6 peer address is matched as the IPv4 address it
-	// maps. Peers without an IP address (Unix sockets) are never trusted.
+	// an entry that does not parse, that has bits set past its prefix
+	// length ("10.0.0.1/8": write "10.0.0.0/8"), or that is an IPv4-mapped
+	// IPv6 prefix shorter than /96 ("::ffff:10.0.0.0/8").
+	//
+	// An IPv4-mapped IPv6 peer address is matched as the IPv4 address it
+	// maps, and an IPv4-mapped entry of /96 or longer as the IPv4 address
+	// or prefix it maps ("::ffff:10.0.0.0/104" is "10.0.0.0/8"). So
+	// "0.0.0.0/0" trusts every IPv4 peer, on IPv4 and dual-stack listeners
+	// alike, and "::/0" every IPv6 peer but no IPv4 one: list both to trust
+	// every peer, and only when a firewall keeps everyone else out. Peers
+	// without an IP address (Unix sockets) are never trusted.
 	//
 	// A header from a peer not listed is never believed: the connection is
 	// closed, counted in ProxyHeaderErrorCounts.Untrusted and logged. Such a
@@ -83,18 +95,36 @@ type ProxyPolicy struct {
 	// Required, if true, closes connections from trusted peers that do not
 	// start with a PROXY header (counted in
 	// ProxyHeaderErrorCounts.Missing). If false, such a connection is
-	// served with the peer's own address. A trusted peer that closes the
-	// connection before sending a byte (a TCP health check) is not
-	// counted here; it fails the TLS handshake as any such client does.
+	// served with the peer's own address. A trusted peer that closes (or
+	// resets) the connection before sending a byte, as a TCP health check
+	// does, is not counted here nor logged as a PROXY header error; it
+	// fails the TLS handshake (see Server.HandshakeErrors) as any such
+	// client does.
 	Required bool
 
-	// HeaderTimeout bounds the wait for the header, or, from a peer that
-	// need not send one, for the bytes that show it sent none (a TLS
-	// client's first byte is enough). A connection that has not sent them
-	// in time is closed and counted in ProxyHeaderErrorCounts.Timeout; the
-	// TLS handshake timeout starts after it. Zero means
-	// DefaultProxyHeaderTimeout; negative means no limit, which lets a
-	// peer that sends nothing hold its connection for ever.
+	// HeaderTimeout bounds the wait for the header, which may arrive in
+	// several reads. A trusted peer that must send one (Required) or that
+	// has begun one and not finished it in time is closed and counted in
+	// ProxyHeaderErrorCounts.Timeout; the TLS handshake timeout of a
+	// connection that sent a header starts after it.
+	//
+	// A peer that need not send a header (one not in TrustedProxies, or a
+	// trusted one while Required is false) has until the earlier of HeaderTimeout
+	// and the server's own first limit (TLSHandshakeTimeout's under
+	// ServeTLS and ListenAndServeTLS, ReadHeaderTimeout's under Serve) to
+	// send the bytes that show whether it sends one (a TLS client's first
+	// byte is enough); once a trusted peer's bytes start a header, it has
+	// the rest of HeaderTimeout. A peer that sends nothing in time is no
+	// PROXY header error: it is closed before ConnContext and ConnState
+	// see it, counted as a TLS handshake timeout under ServeTLS (see
+	// Server.HandshakeErrors) and closed without a word under Serve. Under
+	// ServeTLS, the handshake timeout of a connection without a header runs
+	// from the start of this wait, as it runs from accept without
+	// ProxyProtocol.
+	//
+	// Zero means DefaultProxyHeaderTimeout; negative means no limit of
+	// its own, which lets a trusted peer that must send a header, or has
+	// begun one, hold its connection for ever.
 	HeaderTimeout time.Duration
 }
 
@@ -119,9 +149,9 @@ func (p *ProxyPolicy) compile() (*proxyPolicy, error) {
 		pp.timeout = 0
 	}
 	for i, s := range p.TrustedProxies {
-		pfx, err := parseTrustedProxy(s)
-		if err != nil {
-			return nil, fmt.Errorf("%w: TrustedProxies[%d] %q is neither an IP address nor a CIDR prefix", ErrProxyPolicy, i, s)
+		pfx, reason := parseTrustedProxy(s)
+		if reason != "" {
+			return nil, fmt.Errorf("%w: TrustedProxies[%d] %q %s", ErrProxyPolicy, i, s, reason)
 		}
 		pp.trusted = append(pp.trusted, pfx)
 	}
@@ -129,20 +159,33 @@ func (p *ProxyPolicy) compile() (*proxyPolicy, error) {
 }
 
 // parseTrustedProxy parses an address or a prefix, and unmaps IPv4-mapped
-// IPv6 ones, as peer addresses are.
-func parseTrustedProxy(s string) (netip.Prefix, error) {
+// IPv6 ones, as peer addresses are. It refuses, with the reason, what
+// would trust other peers than the entry names: a prefix with bits set
+// past its length ("10.0.0.1/8"), and an IPv4-mapped prefix shorter than
+// /96 ("::ffff:10.0.0.0/8"), which is no IPv4 prefix (masked, it is ::/8,
+// and holds ::1).
+func parseTrustedProxy(s string) (netip.Prefix, string) {
 	pfx, err := netip.ParsePrefix(s)
 	if err != nil {
 		addr, aerr := netip.ParseAddr(s)
-		if aerr != nil || addr.Zone() != "" {
-			return netip.Prefix{}, err
+		switch {
+		case aerr != nil:
+			return netip.Prefix{}, "is neither an IP address nor a CIDR prefix"
+		case addr.Zone() != "":
+			return netip.Prefix{}, "has an IPv6 zone; peers are matched by address alone, so give it without the zone"
 		}
 		pfx = netip.PrefixFrom(addr, addr.BitLen())
 	}
-	if a := pfx.Addr(); a.Is4In6() && pfx.Bits() >= 96 {
+	if a := pfx.Addr(); a.Is4In6() {
+		if pfx.Bits() < 96 {
+			return netip.Prefix{}, fmt.Sprintf("is an IPv4-mapped IPv6 prefix shorter than /96, which would trust IPv6 addresses (%v), not IPv4 ones; write the IPv4 prefix, such as \"10.0.0.0/8\"", pfx.Masked())
+		}
 		pfx = netip.PrefixFrom(a.Unmap(), pfx.Bits()-96)
 	}
-	return pfx.Masked(), nil
+	if m := pfx.Masked(); m != pfx {
+		return netip.Prefix{}, fmt.Sprintf("has bits set past its prefix length, so it would trust all of %v; write that, or the address alone", m)
+	}
+	return pfx, ""
 }
 
 // trusts reports whether the peer at addr may send a header.
@@ -290,6 +333,7 @@ type proxyConn struct {
 	remote net.Addr   // the client's address; nil for Conn's
 	local  net.Addr   // the address the client connected to; nil for Conn's
 	info   *ProxyInfo // nil when no header was sent
+	start  time.Time  // when readHeader began
 }
 
 func (p *proxyConn) Read(b []byte) (int, error) {
@@ -389,6 +433,13 @@ const (
 	// proxyClosed is a read that failed because the server closed the
 	// connection (Close, Shutdown): neither counted nor logged.
 	proxyClosed = numProxyErrorKinds
+
+	// proxySilent is a peer that need not send a header and sent nothing
+	// that could start one in time. It is no PROXY header error: ServeTLS
+	// counts it as a TLS handshake timeout, as it would be counted without
+	// ProxyProtocol, and Serve closes it without a word, as the HTTP/1
+	// engine closes a connection that sends no request in time.
+	proxySilent = numProxyErrorKinds + 1
 )
 
 // String returns the kind's name in log records.
@@ -406,6 +457,8 @@ func (k proxyErrorKind) String() string {
 		return "truncated"
 	case proxyOversized:
 		return "oversized"
+	case proxySilent:
+		return "silent"
 	}
 	return "closed"
 }
@@ -426,21 +479,81 @@ func (e *proxyHeaderError) Error() string {
 
 func (e *proxyHeaderError) Unwrap() error { return e.err }
 
+// parsedProxyHeader is a PROXY header, parsed.
+type parsedProxyHeader struct {
+	version int
+	// src and dst are the header's addresses, when it is a PROXY command
+	// over TCP; otherwise nil, and the connection's own are used.
+	src, dst *net.TCPAddr
+	tlvs     []byte // a version 2 header's raw TLVs; nil for version 1
+}
+
 // readHeader reads the PROXY header, if the connection starts with one,
-// under the policy's timeout, and sets the connection's addresses from it.
-// It returns nil when the connection may be served: a header from a
-// trusted peer that parses, or no header where none is required. It reads
-// nothing past the header, except into rest.
-func (p *proxyConn) readHeader() *proxyHeaderError {
+// and sets the connection's addresses from it. It returns nil when the
+// connection may be served: a header from a trusted peer that parses, or
+// no header where none is required. It reads nothing past the header,
+// except into rest.
+//
+// first is the server's own limit on a connection's first phase
+// (TLSHandshakeTimeout's under ServeTLS, ReadHeaderTimeout's under
+// Serve), zero for none. A peer that need not send a header has until the
+// earlier of it and the policy's timeout to send the bytes that show
+// whether it sends one; a peer that must, or whose first bytes start a
+// header, has the policy's timeout.
+func (p *proxyConn) readHeader(first time.Duration) *proxyHeaderError {
 	peer := p.Conn.RemoteAddr()
 	trusted := p.policy.trusts(peer)
+	p.start = time.Now()
+	var headerDL time.Time
 	if t := p.policy.timeout; t > 0 {
-		p.Conn.SetReadDeadline(time.Now().Add(t))
+		headerDL = p.start.Add(t)
 	}
+	directDL := headerDL
+	if first > 0 {
+		if d := p.start.Add(first); directDL.IsZero() || d.Before(directDL) {
+			directDL = d
+		}
+	}
+	mustSend := trusted && p.policy.required
+	dl := directDL
+	if mustSend {
+		dl = headerDL
+	}
+	p.Conn.SetReadDeadline(dl)
 	br := bufio.NewReaderSize(p.Conn, 256)
-	h, herr := p.parse(br, trusted)
-	if herr != nil {
-		return herr
+
+	version, err := detectProxyHeader(br)
+	switch {
+	case err != nil && br.Buffered() == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
+		// Closed before its first byte: a TCP health check, Required or
+		// not. It is served as it would be without ProxyProtocol, so that
+		// it fails the TLS handshake (or the HTTP/1 read) as such a
+		// client does.
+		version = 0
+	case err != nil && !mustSend && isTimeout(err):
+		return &proxyHeaderError{kind: proxySilent, msg: "no PROXY header nor other first bytes in time", err: err}
+	case err != nil:
+		return p.readError(err, "PROXY header signature")
+	case version == 0 && mustSend:
+		return &proxyHeaderError{kind: proxyMissing, msg: "no PROXY header from a trusted proxy, and ProxyProtocol.Required is set"}
+	case version != 0 && !trusted:
+		return &proxyHeaderError{kind: proxyUntrusted, msg: fmt.Sprintf("PROXY v%d header from a peer not in ProxyProtocol.TrustedProxies", version)}
+	}
+	var h *parsedProxyHeader
+	if version != 0 {
+		if !dl.Equal(headerDL) {
+			// A header has begun: it has the policy's timeout.
+			p.Conn.SetReadDeadline(headerDL)
+		}
+		var herr *proxyHeaderError
+		if version == 1 {
+			h, herr = p.readV1(br)
+		} else {
+			h, herr = p.readV2(br)
+		}
+		if herr != nil {
+			return herr
+		}
 	}
 	// Clear the deadline: the TLS handshake or the HTTP engine sets its own.
 	p.Conn.SetReadDeadline(time.Time{})
@@ -450,15 +563,12 @@ func (p *proxyConn) readHeader() *proxyHeaderError {
 	if h == nil {
 		return nil
 	}
-	info := &ProxyInfo{Version: int(h.Version), Proxy: peer, Source: peer, Destination: p.Conn.LocalAddr(), Local: true}
-	if h.Command.IsProxy() && (h.TransportProtocol == proxyproto.TCPv4 || h.TransportProtocol == proxyproto.TCPv6) {
-		src, dst, ok := h.TCPAddrs()
-		if ok && src != nil && dst != nil {
-			info.Source, info.Destination, info.Local = src, dst, false
-			p.remote, p.local = src, dst
-		}
+	info := &ProxyInfo{Version: h.version, Proxy: peer, Source: peer, Destination: p.Conn.LocalAddr(), Local: true}
+	if h.src != nil && h.dst != nil {
+		info.Source, info.Destination, info.Local = h.src, h.dst, false
+		p.remote, p.local = h.src, h.dst
 	}
-	tlvs, err := h.TLVs()
+	tlvs, err := proxyproto.SplitTLVs(h.tlvs)
 	if err != nil {
 		return &proxyHeaderError{kind: proxyMalformed, msg: "malformed PROXY header TLVs", err: err}
 	}
@@ -477,55 +587,111 @@ func (p *proxyConn) readHeader() *proxyHeaderError {
 	return nil
 }
 
-// parse detects and parses the header from br. It returns a nil header
-// when the connection does not start with one and may be served anyway.
-func (p *proxyConn) parse(br *bufio.Reader, trusted bool) (*proxyproto.Header, *proxyHeaderError) {
-	version, err := detectProxyHeader(br)
-	if err != nil {
-		return nil, p.readError(err, "PROXY header signature")
-	}
-	if version == 0 {
-		if trusted && p.policy.required {
-			return nil, &proxyHeaderError{kind: proxyMissing, msg: "no PROXY header from a trusted proxy, and ProxyProtocol.Required is set"}
+// readV1 reads a version 1 header line from br, which starts with its
+// signature. The line may arrive in several reads, as the specification
+// recommends receivers tolerate; the read deadline bounds the wait. The
+// whole line is buffered before go-proxyproto parses it, so that its
+// "one read" rule holds.
+func (p *proxyConn) readV1(br *bufio.Reader) (*parsedProxyHeader, *proxyHeaderError) {
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if bytes.IndexByte(buf[:min(len(buf), maxProxyV1Length)], '\n') >= 0 {
+			break
 		}
-		return nil, nil
-	}
-	if !trusted {
-		return nil, &proxyHeaderError{kind: proxyUntrusted, msg: fmt.Sprintf("PROXY v%d header from a peer not in ProxyProtocol.TrustedProxies", version)}
-	}
-	// Framing checks before go-proxyproto parses, to tell an oversized or
-	// incomplete header from a malformed one.
-	switch version {
-	case 1:
-		// go-proxyproto wants the whole line in one read, as the
-		// specification asks of senders; it is buffered by now if it
-		// came so.
-		buf, _ := br.Peek(min(br.Buffered(), maxProxyV1Length))
-		if bytes.IndexByte(buf, '\n') < 0 {
-			if len(buf) >= maxProxyV1Length {
-				return nil, &proxyHeaderError{kind: proxyOversized, msg: fmt.Sprintf("oversized PROXY v1 header: no end of line in its first %d bytes", maxProxyV1Length)}
+		if len(buf) >= maxProxyV1Length {
+			return nil, &proxyHeaderError{kind: proxyOversized, msg: fmt.Sprintf("oversized PROXY v1 header: no end of line in its first %d bytes", maxProxyV1Length)}
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, &proxyHeaderError{kind: proxyTruncated, msg: fmt.Sprintf("truncated PROXY v1 header: %d bytes without an end of line", len(buf))}
 			}
-			return nil, &proxyHeaderError{kind: proxyTruncated, msg: fmt.Sprintf("truncated PROXY v1 header: %d bytes without an end of line", len(buf))}
-		}
-	case 2:
-		fixed, err := br.Peek(16)
-		if err != nil {
-			return nil, p.readError(err, "PROXY v2 header")
-		}
-		if n := binary.BigEndian.Uint16(fixed[14:]); n > maxProxyV2Length {
-			return nil, &proxyHeaderError{kind: proxyOversized, msg: fmt.Sprintf("oversized PROXY v2 header: %d bytes after the fixed part, limit %d", n, maxProxyV2Length)}
+			return nil, p.readError(err, "PROXY v1 header")
 		}
 	}
 	h, err := proxyproto.Read(br)
-	switch {
-	case err == nil && h != nil:
-		return h, nil
-	case err == nil:
+	if err == nil && h == nil {
 		err = proxyproto.ErrNoProxyProtocol // not expected after the signature
-	case isTimeout(err) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, p.readError(err, fmt.Sprintf("PROXY v%d header", version))
 	}
-	return nil, &proxyHeaderError{kind: proxyMalformed, msg: fmt.Sprintf("malformed PROXY v%d header", version), err: err}
+	if err != nil {
+		return nil, &proxyHeaderError{kind: proxyMalformed, msg: "malformed PROXY v1 header", err: err}
+	}
+	ph := &parsedProxyHeader{version: 1}
+	if h.Command.IsProxy() && (h.TransportProtocol == proxyproto.TCPv4 || h.TransportProtocol == proxyproto.TCPv6) {
+		if src, dst, ok := h.TCPAddrs(); ok && src != nil && dst != nil {
+			ph.src, ph.dst = src, dst
+		}
+	}
+	return ph, nil
+}
+
+// readV2 reads a version 2 header from br, which starts with its
+// signature: the 16 fixed bytes, then as many as their length field
+// announces, up to maxProxyV2Length, however many reads they take; the
+// read deadline bounds the wait. The header is decoded here rather than
+// by go-proxyproto, whose limit on the length is a package variable that
+// another part of the program may change.
+func (p *proxyConn) readV2(br *bufio.Reader) (*parsedProxyHeader, *proxyHeaderError) {
+	fixed, err := br.Peek(16)
+	if err != nil {
+		return nil, p.readError(err, "PROXY v2 header")
+	}
+	n := int(binary.BigEndian.Uint16(fixed[14:]))
+	if n > maxProxyV2Length {
+		return nil, &proxyHeaderError{kind: proxyOversized, msg: fmt.Sprintf("oversized PROXY v2 header: %d bytes after the fixed part, limit %d", n, maxProxyV2Length)}
+	}
+	hdr := make([]byte, 16+n)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		return nil, p.readError(err, "PROXY v2 header")
+	}
+	h, err := parseProxyV2(hdr)
+	if err != nil {
+		return nil, &proxyHeaderError{kind: proxyMalformed, msg: "malformed PROXY v2 header", err: err}
+	}
+	return h, nil
+}
+
+// parseProxyV2 decodes a whole version 2 header (signature included), as
+// go-proxyproto's Read does, with the same errors: the command must be
+// LOCAL or PROXY, the family one the specification defines (not UNSPEC
+// with PROXY), and the length at least the family's address block, except
+// for LOCAL, whose too short block is skipped. Addresses are kept for a
+// PROXY command over TCP only; the rest of the length is TLVs.
+func parseProxyV2(hdr []byte) (*parsedProxyHeader, error) {
+	cmd := proxyproto.ProtocolVersionAndCommand(hdr[12])
+	if cmd != proxyproto.LOCAL && cmd != proxyproto.PROXY {
+		return nil, proxyproto.ErrUnsupportedProtocolVersionAndCommand
+	}
+	fam := proxyproto.AddressFamilyAndProtocol(hdr[13])
+	var block int // the address block's length
+	switch fam {
+	case proxyproto.UNSPEC:
+		if cmd == proxyproto.PROXY {
+			return nil, proxyproto.ErrUnsupportedAddressFamilyAndProtocol
+		}
+	case proxyproto.TCPv4, proxyproto.UDPv4:
+		block = 12
+	case proxyproto.TCPv6, proxyproto.UDPv6:
+		block = 36
+	case proxyproto.UnixStream, proxyproto.UnixDatagram:
+		block = 216
+	default:
+		return nil, proxyproto.ErrUnsupportedAddressFamilyAndProtocol
+	}
+	body := hdr[16:]
+	h := &parsedProxyHeader{version: 2}
+	if len(body) < block {
+		if cmd == proxyproto.LOCAL {
+			return h, nil // the specification says to skip it, TLVs and all
+		}
+		return nil, proxyproto.ErrInvalidLength
+	}
+	if cmd == proxyproto.PROXY && (fam == proxyproto.TCPv4 || fam == proxyproto.TCPv6) {
+		ipLen := (block - 4) / 2
+		h.src = &net.TCPAddr{IP: net.IP(bytes.Clone(body[:ipLen])), Port: int(binary.BigEndian.Uint16(body[2*ipLen:]))}
+		h.dst = &net.TCPAddr{IP: net.IP(bytes.Clone(body[ipLen : 2*ipLen])), Port: int(binary.BigEndian.Uint16(body[2*ipLen+2:]))}
+	}
+	h.tlvs = body[block:]
+	return h, nil
 }
 
 // readError classifies a read error met while reading what. An EOF after
@@ -545,14 +711,11 @@ func (p *proxyConn) readError(err error, what string) *proxyHeaderError {
 // detectProxyHeader reports which header version br starts with, or 0
 // for none. It reads no more than it needs to decide: one byte unless it
 // is the first of a signature. A connection closed before its first byte
-// has no header (it then fails as it would without PROXY protocol); one
-// closed in the middle of a signature returns io.ErrUnexpectedEOF.
+// returns io.EOF; one closed in the middle of a signature returns
+// io.ErrUnexpectedEOF.
 func detectProxyHeader(br *bufio.Reader) (int, error) {
 	first, err := br.Peek(1)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return 0, nil
-		}
 		return 0, err
 	}
 	var sig []byte
@@ -588,8 +751,20 @@ func detectProxyHeader(br *bufio.Reader) (int, error) {
 // ConnState and ConnContext never see it).
 func (c *conn) serveProxyHeader(ctx context.Context) (context.Context, bool) {
 	p := c.proxy
-	if err := p.readHeader(); err != nil {
-		c.srv.proxyHeaderError(p.Conn.RemoteAddr(), err)
+	_, isTLS := c.rwc.(*tls.Conn)
+	first := c.srv.readHeaderTimeout()
+	if isTLS {
+		first = c.srv.tlsHandshakeTimeout()
+	}
+	if err := p.readHeader(first); err != nil {
+		peer := p.Conn.RemoteAddr()
+		switch {
+		case err.kind == proxySilent && isTLS && peer != nil:
+			c.srv.logHandshakeError(peer.String(), err.err)
+		case err.kind == proxySilent:
+		default:
+			c.srv.proxyHeaderError(peer, err)
+		}
 		c.rwc.Close() // before any handshake: nothing is written
 		c.setState(http.StateClosed, skipHooks)
 		return ctx, false
@@ -598,7 +773,7 @@ func (c *conn) serveProxyHeader(ctx context.Context) (context.Context, bool) {
 		ctx = context.WithValue(ctx, proxyInfoKey, p.info)
 	}
 	if cc := c.srv.ConnContext; cc != nil {
-		ctx = cc(ctx, c.rwc)
+		ctx = c.srv.proxyConnContext(cc, ctx, c.rwc)
 		if ctx == nil {
 			panic("ConnContext returned nil")
 		}
@@ -607,6 +782,25 @@ func (c *conn) serveProxyHeader(ctx context.Context) (context.Context, bool) {
 		hook(c.rwc, http.StateNew)
 	}
 	return ctx, true
+}
+
+// proxyConnContext calls cc for a proxied connection, one call at a time
+// across the server, as the accept loop makes them without ProxyProtocol:
+// a hook written for net/http need not be safe for concurrent use.
+func (s *Server) proxyConnContext(cc func(context.Context, net.Conn) context.Context, ctx context.Context, c net.Conn) context.Context {
+	s.connContextMu.Lock()
+	defer s.connContextMu.Unlock()
+	return cc(ctx, c)
+}
+
+// handshakeDeadline returns when the TLS handshake of a connection that
+// sent no header must end: timeout after the header wait began, as it
+// would run from accept without ProxyProtocol. Zero timeout means none.
+func (p *proxyConn) handshakeDeadline(timeout time.Duration) time.Time {
+	if timeout <= 0 {
+		return time.Time{}
+	}
+	return p.start.Add(timeout)
 }
 
 // ProxyHeaderErrorCounts holds the number of connections a Server closed
@@ -622,8 +816,11 @@ type ProxyHeaderErrorCounts struct {
 	// while ProxyPolicy.Required is set.
 	Missing uint64
 
-	// Timeout counts connections that did not send their header, or their
-	// first bytes, within ProxyPolicy.HeaderTimeout.
+	// Timeout counts trusted peers that did not send their header within
+	// ProxyPolicy.HeaderTimeout: with Required, one that sent nothing;
+	// otherwise one that began a header and did not finish it. Peers that
+	// need not send a header and send nothing are not counted here (see
+	// ProxyPolicy.HeaderTimeout).
 	Timeout uint64
 
 	// Malformed counts headers that do not parse: bad syntax, an unknown
@@ -632,7 +829,8 @@ type ProxyHeaderErrorCounts struct {
 	Malformed uint64
 
 	// Truncated counts headers cut short: the peer closed the connection
-	// in the middle, or a version 1 line did not arrive in one piece.
+	// in the middle of one. A header that arrives in several pieces is
+	// waited for, within ProxyPolicy.HeaderTimeout.
 	Truncated uint64
 
 	// Oversized counts version 1 lines longer than 107 bytes and version 2

@@ -89,7 +89,7 @@ func FuzzProxyHeader(f *testing.F) {
 			client.Close()
 		}()
 		pc := &proxyConn{Conn: addrConn{Conn: server, remote: peer, local: local}, policy: &policy}
-		herr := pc.readHeader()
+		herr := pc.readHeader(0)
 		var after []byte
 		if herr == nil {
 			var err error

@@ -1,6 +1,7 @@
 package httpsrv
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -327,14 +328,14 @@ func TestProxyProtocolRefused(t *testing.T) {
 			wantLog: "oversized PROXY v2 header: 65535 bytes after the fixed part, limit 4096",
 		},
 		{
-			name: "peer sends nothing", policy: ProxyPolicy{TrustedProxies: trustLocal, HeaderTimeout: 100 * time.Millisecond},
+			name: "required peer sends nothing", policy: ProxyPolicy{TrustedProxies: trustLocal, Required: true, HeaderTimeout: 100 * time.Millisecond},
 			wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Timeout },
 			wantLog:  "no complete PROXY header signature within 100ms",
 		},
 		{
-			name: "untrusted peer sends nothing", policy: ProxyPolicy{TrustedProxies: untrusting, HeaderTimeout: 100 * time.Millisecond},
-			wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Timeout },
-			wantLog:  "no complete PROXY header signature within 100ms",
+			name: "v1 header stalls", policy: ProxyPolicy{TrustedProxies: trustLocal, HeaderTimeout: 100 * time.Millisecond},
+			send: []byte("PROXY TCP4 203.0.113.7 "), wantKind: func(c ProxyHeaderErrorCounts) uint64 { return c.Timeout },
+			wantLog: "no complete PROXY v1 header within 100ms",
 		},
 		{
 			name: "v2 header stalls", policy: ProxyPolicy{TrustedProxies: trustLocal, HeaderTimeout: 100 * time.Millisecond},
@@ -467,6 +468,9 @@ func TestProxyProtocolBadPolicy(t *testing.T) {
 		{name: "malformed prefix", trusted: []string{"10.0.0.0/8", "10.0.0.0/33"}, wantMsg: `TrustedProxies[1] "10.0.0.0/33" is neither an IP address nor a CIDR prefix`},
 		{name: "host name", trusted: []string{"proxy.internal"}, wantMsg: `TrustedProxies[0] "proxy.internal"`},
 		{name: "zone", trusted: []string{"fe80::1%eth0"}, wantMsg: `TrustedProxies[0] "fe80::1%eth0"`},
+		{name: "host bits set", trusted: []string{"10.0.0.1/8"}, wantMsg: `TrustedProxies[0] "10.0.0.1/8" has bits set past its prefix length, so it would trust all of 10.0.0.0/8`},
+		{name: "mapped host bits set", trusted: []string{"::ffff:10.0.0.1/104"}, wantMsg: "would trust all of 10.0.0.0/8"},
+		{name: "mapped shorter than /96", trusted: []string{"::ffff:10.0.0.0/8"}, wantMsg: `TrustedProxies[0] "::ffff:10.0.0.0/8" is an IPv4-mapped IPv6 prefix shorter than /96`},
 	}
 	for _, tt := range tests {
 		for _, tlsOn := range []bool{true, false} {
@@ -518,6 +522,17 @@ func TestProxyPolicyTrusts(t *testing.T) {
 	pp, err = (&ProxyPolicy{TrustedProxies: []string{"::/0"}, HeaderTimeout: -1}).compile()
 	require.NoError(t, err)
 	assert.Zero(t, pp.timeout, "negative: no limit")
+	// ::/0 holds every IPv6 peer, but IPv4 peers, mapped or not, are
+	// matched as IPv4 addresses: 0.0.0.0/0 must be listed for them.
+	assert.True(t, pp.trusts(&net.TCPAddr{IP: net.IPv6loopback, Port: 1}))
+	assert.False(t, pp.trusts(&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 1}))
+	assert.False(t, pp.trusts(&net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: 1}))
+
+	// A mapped prefix of at least 96 bits is the IPv4 prefix it maps.
+	pp, err = (&ProxyPolicy{TrustedProxies: []string{"::ffff:10.0.0.0/104"}}).compile()
+	require.NoError(t, err)
+	assert.True(t, pp.trusts(&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 1}))
+	assert.False(t, pp.trusts(&net.TCPAddr{IP: net.IPv6loopback, Port: 1}))
 }
 
 // TestProxyProtocolServe serves plaintext HTTP/1.1 behind a header under
@@ -685,6 +700,121 @@ func TestProxyProtocolShutdown(t *testing.T) {
 			require.NoError(t, srv.Shutdown(ctx))
 			rec.waitFor(t, "the connection to close", lastStateIs(http.StateClosed))
 			assert.Equal(t, []string{"203.0.113.7:51000"}, seen.snapshot().newRemote)
+		})
+	}
+}
+
+// TestProxyProtocolSilentDirectClient: a peer that need not send a header
+// (untrusted, or trusted without Required) and sends nothing is closed at
+// HeaderTimeout here (the earlier of it and the server's own limit), and
+// is no PROXY header error: under ServeTLS it is a TLS handshake timeout,
+// as without ProxyProtocol; under Serve it is closed without a word.
+func TestProxyProtocolSilentDirectClient(t *testing.T) {
+	const hto = 100 * time.Millisecond
+	for _, trusted := range []string{"127.0.0.1", "192.0.2.1"} {
+		for _, tlsOn := range []bool{true, false} {
+			name := map[bool]string{true: "trusted", false: "untrusted"}[trusted == "127.0.0.1"] + map[bool]string{true: "/ServeTLS", false: "/Serve"}[tlsOn]
+			t.Run(name, func(t *testing.T) {
+				srv, seen, logBuf := proxyServer(&ProxyPolicy{TrustedProxies: []string{trusted}, HeaderTimeout: hto})
+				var addr string
+				if tlsOn {
+					addr = startTLS(t, srv)
+				} else {
+					addr = serveOn(t, localListener(t), srv.Serve, srv.Close)
+				}
+				start := time.Now()
+				requireClosedAfter(t, addr, nil, false)
+				assert.GreaterOrEqual(t, time.Since(start), hto, "cut before the header timeout")
+
+				assert.Equal(t, ProxyHeaderErrorCounts{}, srv.ProxyHeaderErrors())
+				assert.NotContains(t, logBuf.String(), "PROXY header error")
+				want := HandshakeErrorCounts{}
+				if tlsOn {
+					want.Timeout = 1
+				}
+				assert.Equal(t, want, srv.HandshakeErrors())
+				got := seen.snapshot()
+				assert.Empty(t, got.ctxRemote, "ConnContext ran")
+				assert.Zero(t, got.states, "ConnState ran")
+			})
+		}
+	}
+}
+
+// TestProxyProtocolV2SplitAcrossReads: a version 2 header whose bytes
+// arrive in two segments, the second after the server has read the first,
+// is waited for (within HeaderTimeout) and served.
+func TestProxyProtocolV2SplitAcrossReads(t *testing.T) {
+	srv, seen, logBuf := proxyServer(&ProxyPolicy{TrustedProxies: []string{"127.0.0.1"}})
+	ln := &signalListener{Listener: localListener(t), firstRead: make(chan struct{})}
+	addr := serveOn(t, ln, srv.Serve, srv.Close)
+	header := proxyHeader(t, 2, "203.0.113.7:51000", "198.51.100.1:80",
+		proxyproto.TLV{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte("example.com")})
+
+	c, err := net.DialTimeout("tcp", addr, testTimeout())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(testTimeout()))
+	_, err = c.Write(header[:20]) // the fixed part and part of the addresses
+	require.NoError(t, err)
+	select {
+	case <-ln.firstRead:
+	case <-time.After(testTimeout()):
+		t.Fatal("the server did not read the first part of the header")
+	}
+	_, err = io.WriteString(c, string(header[20:])+"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	require.NoError(t, err)
+	resp, _ := io.ReadAll(c)
+	assert.Contains(t, string(resp), "HTTP/1.1 200 OK", "the split header's connection was not served")
+	got := seen.snapshot()
+	assert.Equal(t, []string{"203.0.113.7:51000"}, got.handler)
+	if assert.Len(t, got.handlerInfo, 1) {
+		assert.Equal(t, "example.com", got.handlerInfo[0].Authority)
+	}
+	assert.Equal(t, ProxyHeaderErrorCounts{}, srv.ProxyHeaderErrors())
+	assert.Empty(t, logBuf.String())
+}
+
+// TestParseProxyV2 checks the version 2 decoder against go-proxyproto's
+// Read on headers that the fuzz seeds may not reach in a short run.
+func TestParseProxyV2(t *testing.T) {
+	v2 := string(proxyproto.SIGV2)
+	tests := []struct {
+		name    string
+		hdr     string
+		wantSrc string // "" when the connection's own addresses are used
+		wantErr error
+	}{
+		{name: "tcp4", hdr: v2 + "\x21\x11\x00\x0c\xcb\x00\x71\x07\xc6\x33\x64\x01\xc7\x38\x01\xbb", wantSrc: "203.0.113.7:51000"},
+		{name: "tcp6", hdr: v2 + "\x21\x21\x00\x24" + strings.Repeat("\x20", 32) + "\x01\xbb\x01\xbb", wantSrc: "[2020:2020:2020:2020:2020:2020:2020:2020]:443"},
+		{name: "udp4 proxy", hdr: v2 + "\x21\x12\x00\x0c" + strings.Repeat("\x01", 12)},
+		{name: "unix proxy", hdr: v2 + "\x21\x31\x00\xd8" + strings.Repeat("a", 216)},
+		{name: "local unspec", hdr: v2 + "\x20\x00\x00\x00"},
+		{name: "local short block", hdr: v2 + "\x20\x11\x00\x02ab"},
+		{name: "unspec proxy", hdr: v2 + "\x21\x00\x00\x00", wantErr: proxyproto.ErrUnsupportedAddressFamilyAndProtocol},
+		{name: "undefined family", hdr: v2 + "\x21\x13\x00\x0c" + strings.Repeat("\x01", 12), wantErr: proxyproto.ErrUnsupportedAddressFamilyAndProtocol},
+		{name: "bad command", hdr: v2 + "\x22\x11\x00\x0c" + strings.Repeat("\x01", 12), wantErr: proxyproto.ErrUnsupportedProtocolVersionAndCommand},
+		{name: "proxy short block", hdr: v2 + "\x21\x21\x00\x0c" + strings.Repeat("\x01", 12), wantErr: proxyproto.ErrInvalidLength},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := parseProxyV2([]byte(tt.hdr))
+			oh, oerr := proxyproto.Read(bufio.NewReader(strings.NewReader(tt.hdr)))
+			if tt.wantErr != nil {
+				assert.ErrorIs(t, err, tt.wantErr)
+				assert.ErrorIs(t, oerr, tt.wantErr, "go-proxyproto disagrees")
+				return
+			}
+			require.NoError(t, err)
+			require.NoError(t, oerr, "go-proxyproto disagrees")
+			if tt.wantSrc == "" {
+				assert.Nil(t, h.src)
+				return
+			}
+			require.NotNil(t, h.src)
+			assert.Equal(t, tt.wantSrc, h.src.String())
+			assert.Equal(t, oh.SourceAddr.String(), h.src.String())
+			assert.Equal(t, oh.DestinationAddr.String(), h.dst.String())
 		})
 	}
 }

@@ -299,10 +299,18 @@ type Server struct {
 	//
 	// With ProxyProtocol set, ConnContext and the StateNew hook are called
 	// on the connection's goroutine once the header has been read, not
-	// by the accept loop; the other hooks follow as without it. Nil, the
-	// default, reads no header (net/http has no such field). The policy is
-	// checked when serving starts: Serve and ServeTLS return an error
-	// wrapping ErrProxyPolicy for an invalid one.
+	// by the accept loop; the other hooks follow as without it. The
+	// server still makes one ConnContext call at a time, as net/http's
+	// accept loop does, so a ConnContext that blocks delays every
+	// connection's start. Under Serve, a handler that hijacks the
+	// connection gets a net.Conn whose RemoteAddr and LocalAddr are the
+	// header's, not the listener's *net.TCPConn; its NetConn method
+	// returns that connection, as *tls.Conn's does (under ServeTLS the
+	// hijacked connection is the *tls.Conn, as without ProxyProtocol).
+	//
+	// Nil, the default, reads no header (net/http has no such field). The
+	// policy is checked when serving starts: Serve and ServeTLS return an
+	// error wrapping ErrProxyPolicy for an invalid one.
 	ProxyProtocol *ProxyPolicy
 
 	inShutdown        atomic.Bool // true when server is in shutdown
@@ -326,6 +334,11 @@ type Server struct {
 	// proxyErrs counts the connections refused at their PROXY header and
 	// rate-limits their log; see proxy.go.
 	proxyErrs proxyErrorLog
+
+	// connContextMu serializes the ConnContext calls that connections
+	// read through ProxyProtocol make on their own goroutines, as the
+	// accept loop serializes the others; see proxyConnContext.
+	connContextMu sync.Mutex
 
 	// mu guards the fields below it.
 	mu         sync.Mutex
