@@ -68,6 +68,10 @@ type conn struct {
 	// before its first report; 0 for other connections. Written by the
 	// HTTP/2 server's goroutine, read by Stats.
 	h2State atomic.Uint32
+
+	// proxy is the connection under rwc that reads its PROXY header, when
+	// Server.ProxyProtocol is set (see proxy.go); nil otherwise. Immutable.
+	proxy *proxyConn
 }
 
 // newConn returns a connection for rwc, not yet tracked.
@@ -76,6 +80,7 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	if tc, ok := rwc.(*tls.Conn); ok {
 		c.raw, _ = tc.NetConn().(*countConn)
 	}
+	c.proxy = proxyConnOf(rwc)
 	return c
 }
 
@@ -135,17 +140,22 @@ func (c *conn) abort() {
 
 // netConn returns the connection under rwc's TLS layer (and under its
 // byte counter, countConn), or under the plaintext wrapper that kept the bytes read for the HTTP/2 preface
-// (prefaceConn); otherwise rwc.
+// (prefaceConn); otherwise rwc. Under all of these, it returns the
+// accepted connection under the PROXY protocol reader (proxyConn).
 func (c *conn) netConn() net.Conn {
+	nc := c.rwc
 	if u, ok := c.rwc.(interface{ NetConn() net.Conn }); ok {
-		if nc := u.NetConn(); nc != nil {
+		if inner := u.NetConn(); inner != nil {
+			nc = inner
 			if cc, ok := nc.(*countConn); ok {
-				return cc.Conn
+				nc = cc.Conn
 			}
-			return nc
 		}
 	}
-	return c.rwc
+	if pc, ok := nc.(*proxyConn); ok {
+		return pc.Conn
+	}
+	return nc
 }
 
 // closeRWC closes the network connection at the end of serve. A
@@ -187,6 +197,12 @@ func (c *conn) logPanic(v any, prefix string) {
 
 // serve serves the connection until it is done, then closes it.
 func (c *conn) serve(ctx context.Context) {
+	if c.proxy != nil {
+		var ok bool
+		if ctx, ok = c.serveProxyHeader(ctx); !ok {
+			return
+		}
+	}
 	if ra := c.rwc.RemoteAddr(); ra != nil {
 		c.remoteAddr = ra.String()
 	}
@@ -227,13 +243,24 @@ func (c *conn) serve(ctx context.Context) {
 // requests get net/http's 400 answer.
 func (c *conn) handshake(ctx context.Context, tc *tls.Conn) bool {
 	timeout := c.srv.tlsHandshakeTimeout()
-	phaseDeadline(c.rwc, timeout)
-	if c.raw != nil && timeout > 0 && c.srv.handshakeLimit() != nil {
-		// A MaxConcurrentHandshakes slot is waited for within the
-		// handshake timeout; see limitHandshakes.
-		c.raw.hsDeadline = time.Now().Add(timeout)
+	var deadline time.Time
+	if p := c.proxy; p != nil && p.info == nil {
+		// No PROXY header: the handshake timeout runs from the start of
+		// the wait for it, as it would from accept without one.
+		deadline = p.handshakeDeadline(timeout)
+		c.rwc.SetDeadline(deadline)
+	} else {
+		phaseDeadline(c.rwc, timeout)
+		if timeout > 0 {
+			deadline = time.Now().Add(timeout)
+		}
 	}
 	if c.raw != nil {
+		if c.srv.handshakeLimit() != nil {
+			// A MaxConcurrentHandshakes slot is waited for within the
+			// handshake's deadline; see limitHandshakes.
+			c.raw.hsDeadline = deadline
+		}
 		// The MaxConcurrentHandshakes slot, if the handshake still holds
 		// one (it failed, or a callback panicked, before it wrote to or
 		// read from the client again), goes back.

@@ -3,6 +3,7 @@ module github.com/seed80f6b3e8/httpsrv
 go 1.25.0
 
 require (
+	github.com/pires/go-proxyproto v0.15.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	go.yaml.in/yaml/v3 v3.0.5

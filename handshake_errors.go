@@ -42,7 +42,9 @@ type HandshakeErrorCounts struct {
 	ProtocolVersion uint64
 
 	// Timeout counts handshakes that did not finish within the handshake
-	// timeout (see Server.TLSHandshakeTimeout).
+	// timeout (see Server.TLSHandshakeTimeout), and, with
+	// Server.ProxyProtocol set, clients that need not send a PROXY header
+	// and sent nothing within ProxyPolicy.HeaderTimeout.
 	Timeout uint64
 
 	// PlainHTTP counts clients that sent a plaintext HTTP request to the

@@ -36,7 +36,8 @@ const (
 //	go srv.ListenAndServeHTTPRedirect("")
 //	log.Fatal(srv.ListenAndServeTLS("cert.pem", "key.pem"))
 //
-// The redirect server uses s.ListenConfig, ErrorLog and Logger, and limits
+// The redirect server uses s.ListenConfig, ErrorLog, Logger and
+// ProxyProtocol (its refusals are counted in s.ProxyHeaderErrors), and limits
 // of its own: 5 s to read the request head, 10 s for the whole request and
 // for writing the answer, and 16 KiB of header. Other settings of s,
 // ConnState included, do not apply to it. Accepted connections are
@@ -72,6 +73,7 @@ func (s *Server) ListenAndServeHTTPRedirect(addr string) error {
 		ListenConfig:      s.ListenConfig,
 		ErrorLog:          s.ErrorLog,
 		Logger:            s.Logger,
+		ProxyProtocol:     s.ProxyProtocol,
 	}
 	if !s.link(child) {
 		return http.ErrServerClosed

@@ -354,6 +354,34 @@ type Server struct {
 	// does not apply to TLS listeners given to Serve.
 	MaxConcurrentHandshakes int
 
+	// ProxyProtocol, if non-nil, makes the server read a PROXY protocol
+	// header (version 1 or 2) at the start of each connection, before the
+	// TLS handshake, and serve the connection as the client's that the
+	// header names, when it comes from a peer the policy trusts: handlers
+	// see the client's address in Request.RemoteAddr, ConnContext and
+	// ConnState see a connection whose RemoteAddr is the client's, and
+	// ProxyInfoFromContext gives the rest of the header. Headers from
+	// other peers are refused; see ProxyPolicy for what is refused,
+	// ProxyHeaderErrors for the counts. Refused connections are logged
+	// (at most a line a second, slog.LevelWarn), and are never seen by
+	// ConnContext, ConnState or a handler.
+	//
+	// With ProxyProtocol set, ConnContext and the StateNew hook are called
+	// on the connection's goroutine once the header has been read, not
+	// by the accept loop; the other hooks follow as without it. The
+	// server still makes one ConnContext call at a time, as net/http's
+	// accept loop does, so a ConnContext that blocks delays every
+	// connection's start. Under Serve, a handler that hijacks the
+	// connection gets a net.Conn whose RemoteAddr and LocalAddr are the
+	// header's, not the listener's *net.TCPConn; its NetConn method
+	// returns that connection, as *tls.Conn's does (under ServeTLS the
+	// hijacked connection is the *tls.Conn, as without ProxyProtocol).
+	//
+	// Nil, the default, reads no header (net/http has no such field). The
+	// policy is checked when serving starts: Serve and ServeTLS return an
+	// error wrapping ErrProxyPolicy for an invalid one.
+	ProxyProtocol *ProxyPolicy
+
 	inShutdown        atomic.Bool // true when server is in shutdown
 	disableKeepAlives atomic.Bool
 	drainLimit        atomic.Int64 // Unix ns by which idle HTTP/1 drains end, 0 for none; see boundDrain
@@ -371,6 +399,15 @@ type Server struct {
 
 	// stats holds the counters Stats reports; see stats.go.
 	stats serverStats
+
+	// proxyErrs counts the connections refused at their PROXY header and
+	// rate-limits their log; see proxy.go.
+	proxyErrs proxyErrorLog
+
+	// connContextMu serializes the ConnContext calls that connections
+	// read through ProxyProtocol make on their own goroutines, as the
+	// accept loop serializes the others; see proxyConnContext.
+	connContextMu sync.Mutex
 
 	// mu guards the fields below it.
 	mu         sync.Mutex
@@ -459,12 +496,17 @@ func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
 		l.Close()
 		return http.ErrServerClosed
 	}
+	pl, err := s.proxyListener(l) // l itself unless ProxyProtocol is set
+	if err != nil {
+		l.Close()
+		return err
+	}
 	config, err := s.serveTLSConfig(certFile, keyFile)
 	if err != nil {
 		l.Close()
 		return err
 	}
-	return s.serve(tlsCountListener{l, config}, l, s.shouldSetupHTTP2())
+	return s.serve(tlsCountListener{pl, config}, l, s.shouldSetupHTTP2())
 }
 
 // Serve accepts incoming connections on the Listener l, creating a new
@@ -478,7 +520,12 @@ func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
 // Serve always closes l and returns a non-nil error. After Shutdown or
 // Close, the returned error is http.ErrServerClosed.
 func (s *Server) Serve(l net.Listener) error {
-	return s.serve(l, l, s.shouldSetupHTTP2() && s.shouldConfigureHTTP2ForServe())
+	pl, err := s.proxyListener(l) // l itself unless ProxyProtocol is set
+	if err != nil {
+		l.Close()
+		return err
+	}
+	return s.serve(pl, l, s.shouldSetupHTTP2() && s.shouldConfigureHTTP2ForServe())
 }
 
 // serve is the accept loop. l is the listener to accept from; orig is the
@@ -531,19 +578,21 @@ func (s *Server) serve(l, orig net.Listener, setupH2 bool) error {
 			// see prefaceConn.
 			rw = &prefaceConn{Conn: rw}
 		}
+		c := s.newConn(rw)
+		// With PROXY protocol, ConnContext and the StateNew hook run once
+		// the connection's goroutine has read the header (serveProxyHeader).
 		connCtx := ctx
-		if cc := s.ConnContext; cc != nil {
+		if cc := s.ConnContext; cc != nil && c.proxy == nil {
 			connCtx = cc(connCtx, rw)
 			if connCtx == nil {
 				panic("ConnContext returned nil")
 			}
 		}
-		c := s.newConn(rw)
 		if limit != nil {
 			limit.add()
 			c.connSlot = limit // released when c is closed or hijacked
 		}
-		c.setState(http.StateNew, runHooks) // before Serve can return
+		c.setState(http.StateNew, c.proxy == nil) // before Serve can return
 		go c.serve(connCtx)
 	}
 }

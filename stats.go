@@ -66,6 +66,11 @@ type Stats struct {
 	// below.
 	HandshakeErrors HandshakeErrorCounts
 
+	// ProxyHeaderErrors counts the connections refused at their PROXY
+	// protocol header, by cause; it is what [Server.ProxyHeaderErrors]
+	// returns. Zero unless ProxyProtocol is set.
+	ProxyHeaderErrors ProxyHeaderErrorCounts
+
 	// HandshakeSlotWaits counts the TLS handshakes that found every slot
 	// taken (MaxConcurrentHandshakes) and had to wait for one.
 	HandshakeSlotWaits uint64
@@ -179,6 +184,7 @@ func (s *Server) Stats() Stats {
 		ConnLimitWaits:        st.connLimitWaits.Load(),
 		Handshakes:            st.handshakes.Load(),
 		HandshakeErrors:       s.HandshakeErrors(),
+		ProxyHeaderErrors:     s.ProxyHeaderErrors(),
 		HandshakeSlotWaits:    st.handshakeSlotWaits.Load(),
 		HandshakeSlotTimeouts: st.handshakeSlotTimeouts.Load(),
 		RequestsHTTP1:         st.requestsHTTP1.Load(),
