@@ -20,18 +20,21 @@
 //	if err := upg.Ready(); err != nil { // tells the parent, if any, to drain
 //		log.Fatal(err)
 //	}
-//	hup := make(chan os.Signal, 1)
-//	signal.Notify(hup, syscall.SIGHUP)
+//	sigs := make(chan os.Signal, 1)
+//	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
+//	wait:
 //	for {
 //		select {
-//		case <-hup:
-//			if err := upg.Upgrade(); err != nil {
-//				log.Print(err) // the new binary failed; keep serving
+//		case s := <-sigs:
+//			if s == syscall.SIGTERM {
+//				break wait
 //			}
-//			continue
-//		case <-upg.Exit():
+//			if err := upg.Upgrade(); err != nil {
+//				log.Print(err) // the new binary did not start; keep serving
+//			}
+//		case <-upg.Exit(): // the new process is ready
+//			break wait
 //		}
-//		break
 //	}
 //	srv.Shutdown(context.Background()) // the new process serves meanwhile
 //
