@@ -5,8 +5,9 @@ package upgrade
 import (
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 )
@@ -35,7 +36,12 @@ func childMain(mode string) int {
 	case "exit":
 		return 3
 	case "hang":
-		time.Sleep(time.Hour) // killed by the parent's UpgradeTimeout
+		// Wait for a signal that never comes: the parent's UpgradeTimeout
+		// kills the process. (A pending Notify keeps the runtime from
+		// reporting a deadlock.)
+		never := make(chan os.Signal, 1)
+		signal.Notify(never, syscall.SIGUSR1)
+		<-never
 		return 4
 	}
 	u, err := New(Options{})
