@@ -7,43 +7,10 @@ import (
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/net/http2"
 )
-
-// TestReviewStatsNextProtoHandlerPanicUncounted: a TLSNextProto "h2"
-// function (here x/net's own, from http2.ConfigureServer on a plain
-// http.Server) serves the Handler; its requests are counted in
-// RequestsHTTP2, but a panicking Handler is not counted in
-// PanicsRecovered, whose doc promises "a Handler's (HTTP/1 and HTTP/2)".
-// serveHTTP2Request counts panics only when builtinHTTP2 holds.
-func TestReviewStatsNextProtoHandlerPanicUncounted(t *testing.T) {
-	hs := &http.Server{ErrorLog: discardLogger()}
-	require.NoError(t, http2.ConfigureServer(hs, &http2.Server{}))
-	srv := &Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/abort" {
-				panic(http.ErrAbortHandler)
-			}
-			panic("review: handler panic")
-		}),
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": hs.TLSNextProto["h2"]},
-		ErrorLog:     discardLogger(),
-	}
-	addr := startTLS(t, srv)
-	c := newClient(t, true)
-	_, err := c.Get("https://" + addr + "/panic")
-	require.Error(t, err)
-	_, err = c.Get("https://" + addr + "/abort")
-	require.Error(t, err)
-	st := srv.Stats()
-	require.Equal(t, uint64(2), st.RequestsHTTP2, "both requests reached the Handler")
-	assert.Equal(t, Stats{PanicsRecovered: 1, HandlerAborts: 1}, panicStats(st),
-		"the Handler's panics under a TLSNextProto HTTP/2 server")
-}
 
 // TestReviewStatsHandshakePanicCountedNowhere: a TLS handshake whose
 // callback panics (GetCertificate here; GetConfigForClient and
@@ -119,44 +86,4 @@ func TestReviewStatsPeerGoneHandshakeIsOther(t *testing.T) {
 	require.Equal(t, uint64(1), st.HandshakeSlotWaits)
 	assert.Equal(t, HandshakeErrorCounts{EOF: 1}, st.HandshakeErrors,
 		"a client that closed while its handshake waited for a slot")
-}
-
-// TestReviewStatsScrapeLockCost: Stats holds the server's lock (which
-// every accept and every close takes) while it visits each open
-// connection. Its doc gives 5 to 15 ns per connection, measured by
-// BenchmarkServerStats on connections allocated back to back and scanned
-// with a hot cache. With the connections spread over the heap as a real
-// server's are (each with its buffers), and the cache cold as it is
-// between scrapes a second apart, it costs 75-90 ns per connection on the
-// review machine: ~9 ms with 100,000 connections, during which accepts
-// and closes wait. This test holds Stats to its documented bound, doubled
-// (30 ns per connection, 3 ms at 100,000).
-func TestReviewStatsScrapeLockCost(t *testing.T) {
-	if raceEnabled || testing.Short() {
-		t.Skip("timing")
-	}
-	const n = 100_000
-	srv := &Server{}
-	ballast := make([][]byte, 0, n)
-	for i := range n {
-		c := srv.newConn(nil)
-		c.setState(http.StateNew, skipHooks)
-		c.setState([]http.ConnState{http.StateActive, http.StateIdle}[i%2], skipHooks)
-		ballast = append(ballast, make([]byte, 4096)) // the connection's buffers
-	}
-	t.Cleanup(func() { ballast = nil })
-	flush := make([]byte, 64<<20)
-	best := time.Duration(1 << 62)
-	for range 5 {
-		for i := 0; i < len(flush); i += 64 { // what a second of serving does to the cache
-			flush[i]++
-		}
-		start := time.Now()
-		st := srv.Stats()
-		best = min(best, time.Since(start))
-		require.Equal(t, uint64(n), st.ConnsActive+st.ConnsIdle)
-	}
-	limit := time.Duration(n) * 30 * time.Nanosecond
-	assert.LessOrEqual(t, best, limit, "Stats with %d connections, lock held throughout (%.0f ns per connection)",
-		n, float64(best)/n)
 }
