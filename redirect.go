@@ -36,9 +36,9 @@ const (
 //	go srv.ListenAndServeHTTPRedirect("")
 //	log.Fatal(srv.ListenAndServeTLS("cert.pem", "key.pem"))
 //
-// The redirect server uses s.ListenConfig, ErrorLog and Logger, and limits
-// of its own: 5 s to read the request head, 10 s for the whole request and
-// for writing the answer, and 16 KiB of header. Other settings of s,
+// The redirect server uses s.ListenConfig, ReusePort, ErrorLog and Logger,
+// and limits of its own: 5 s to read the request head, 10 s for the whole
+// request and for writing the answer, and 16 KiB of header. Other settings of s,
 // ConnState included, do not apply to it. Accepted connections are
 // configured to enable TCP keep-alives.
 //
@@ -70,6 +70,7 @@ func (s *Server) ListenAndServeHTTPRedirect(addr string) error {
 		MaxHeaderBytes:    redirectMaxHeaderBytes,
 		Protocols:         protos,
 		ListenConfig:      s.ListenConfig,
+		ReusePort:         s.ReusePort,
 		ErrorLog:          s.ErrorLog,
 		Logger:            s.Logger,
 	}

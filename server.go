@@ -285,6 +285,67 @@ type Server struct {
 	// all these lines go to ErrorLog.
 	CertReloadInterval time.Duration
 
+	// SessionTicketKeyFile, if non-empty, names a file of TLS session
+	// ticket keys, so that several servers (processes, or instances behind
+	// one load balancer) resume each other's sessions. Empty means Go's
+	// default: each ServeTLS makes random keys of its own and rotates them
+	// daily, so a session resumes only on the server that issued it.
+	//
+	// The file holds one key per line, the standard base64 of 32 random
+	// bytes, as `openssl rand -base64 32` prints. The first key encrypts
+	// new tickets; every key decrypts. Blank lines, and lines whose first
+	// non-blank character is '#', are ignored. The keys apply to every
+	// handshake, those of configurations TLSConfig.GetConfigForClient
+	// returns included (keys of their own are replaced; one that sets
+	// SessionTicketsDisabled keeps tickets off), and take precedence over
+	// TLSConfig.SessionTicketKey. ServeTLS fails if the file cannot be
+	// read or is malformed, or if TLSConfig.SessionTicketsDisabled is set.
+	//
+	// The file is reloaded as the certificate files are (see
+	// CertReloadInterval and ReloadCertificate), with the same retries and
+	// logging. A malformed file (a line that is not the base64 of 32 bytes,
+	// an all-zero key, no key at all) keeps the previous keys and is logged
+	// once as an error; that catches most files caught half-written, but
+	// not one cut between two lines, so replace the file atomically (write
+	// a temporary file, then rename it over the old one).
+	//
+	// To rotate, put a new key on the first line and keep the old ones
+	// below it: sessions issued under them keep resuming. Remove an old key
+	// once no ticket it encrypted can still be used: crypto/tls accepts a
+	// ticket for 7 days after its session was established, so 7 days after
+	// the key stopped being first. With several servers, one that has
+	// loaded a new first key issues tickets that the others cannot decrypt
+	// until they load it too (their clients then make a full handshake,
+	// which succeeds); to avoid that, first add the new key as the second
+	// line on every server, and move it to the top once all have loaded
+	// it (after CertReloadInterval, or ReloadCertificate on each).
+	//
+	// Whoever reads a key can decrypt the tickets it encrypted: with them,
+	// recorded TLS 1.2 connections, and pose as the server to a client
+	// resuming such a session. Keep the file readable by the server's user
+	// only (mode 0600 or 0400; a file readable by others is served, with a
+	// warning logged), never log or commit it, and rotate regularly (daily,
+	// as crypto/tls does with its own keys) so a leaked key exposes little.
+	SessionTicketKeyFile string
+
+	// ReusePort, if true, makes ListenAndServe, ListenAndServeTLS and
+	// ListenAndServeHTTPRedirect set SO_REUSEPORT on their listening
+	// socket, so that several processes, or several Servers in one
+	// process, can listen on the same address, each with ReusePort set.
+	// On Linux the kernel then spreads new connections across them, and a
+	// listener that closes (on Shutdown, say) stops getting any while the
+	// others go on serving; on macOS and the BSDs the sockets can bind but
+	// the kernel does not balance connections between them (FreeBSD's
+	// SO_REUSEPORT_LB can be set through ListenConfig.Control). Connections
+	// waiting in a closed listener's queue are reset, as without
+	// ReusePort. The option is set before ListenConfig.Control runs, which
+	// can change it. On systems without SO_REUSEPORT (Windows), the
+	// listen fails with an error matching errors.ErrUnsupported. False
+	// means Go's default: a second listen on a bound address fails with
+	// EADDRINUSE. It does not affect Serve and ServeTLS, whose listener
+	// the caller creates.
+	ReusePort bool
+
 	inShutdown        atomic.Bool // true when server is in shutdown
 	disableKeepAlives atomic.Bool
 	drainLimit        atomic.Int64 // Unix ns by which idle HTTP/1 drains end, 0 for none; see boundDrain
@@ -313,7 +374,7 @@ type Server struct {
 	ranHooks   bool            // the onShutdown funcs have been started
 	done       chan struct{}   // closed when shutdown starts; created lazily
 	linked     []*Server       // servers started on s's behalf, stopped with it
-	certs      []*certReloader // key pairs served from files, for ReloadCertificate
+	certs      []*certReloader // files served (pairs, CAs, ticket keys), for ReloadCertificate
 
 	listenerGroup sync.WaitGroup
 }

@@ -71,7 +71,8 @@ func (s *Server) certReloadInterval() time.Duration {
 // of s.TLSConfig with httpsrv's defaults filled in where the caller left a
 // setting unset, the ALPN protocols of s.protocols(), the client CAs of
 // ClientCAFile (reloaded when the file changes, through a
-// GetConfigForClient) and, when file names are given, a GetCertificate
+// GetConfigForClient), the session ticket keys of SessionTicketKeyFile
+// (likewise; see tickets.go) and, when file names are given, a GetCertificate
 // serving the pair loaded from them. s.TLSConfig is not modified.
 //
 // The defaults, applied only to unset fields:
@@ -85,7 +86,9 @@ func (s *Server) certReloadInterval() time.Duration {
 //     defaults, which include the hybrid post-quantum X25519MLKEM768 key
 //     exchange from Go 1.24 and follow each Go release.
 //   - Session tickets stay on (SessionTicketsDisabled false), with the
-//     ticket keys crypto/tls rotates itself, so clients resume cheaply.
+//     ticket keys crypto/tls rotates itself, so clients resume cheaply;
+//     with SessionTicketKeyFile, with its keys, on every handshake path
+//     (see tickets.go).
 //
 // crypto/tls uses a configuration returned by the caller's
 // GetConfigForClient in place of the whole configuration, so the
@@ -107,7 +110,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 	// The reloaders are registered for ReloadCertificate only once the
 	// whole configuration is built: a ServeTLS that fails serves nothing
 	// and must leave nothing to reload.
-	var ca, pair *certReloader // of ClientCAFile, and of the key pair
+	var ca, pair, tickets *certReloader // of ClientCAFile, the key pair, SessionTicketKeyFile
 	if s.ClientCAFile != "" {
 		if config.ClientAuth != tls.NoClientCert || config.ClientCAs != nil {
 			return nil, errors.New("httpsrv: both ClientCAFile and TLSConfig.ClientAuth or TLSConfig.ClientCAs are set; set one or the other")
@@ -119,6 +122,16 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		}
 		config.ClientAuth = tls.RequireAndVerifyClientCert
 		config.ClientCAs = ca.pool.Load()
+	}
+	if s.SessionTicketKeyFile != "" {
+		if config.SessionTicketsDisabled {
+			return nil, errors.New("httpsrv: both SessionTicketKeyFile and TLSConfig.SessionTicketsDisabled are set; set one or the other")
+		}
+		var err error
+		tickets, err = newTicketKeyReloader(s.SessionTicketKeyFile, config, s.certReloadInterval(), time.Now, s.logAtf)
+		if err != nil {
+			return nil, err
+		}
 	}
 	if !configHasCert(config) || certFile != "" || keyFile != "" {
 		if certFile == "" && keyFile == "" {
@@ -148,6 +161,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		add := configAdditions{
 			protos:       protos,
 			clientCAs:    ca,
+			tickets:      tickets,
 			certificates: config.Certificates,
 			getCert:      config.GetCertificate,
 		}
@@ -160,7 +174,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 			if c == nil {
 				if ca != nil {
 					// The base configuration, with the current CAs.
-					return ca.clientConfig(base), nil
+					return withTicketKeys(tickets, ca.clientConfig(base)), nil
 				}
 				return nil, nil
 			}
@@ -171,10 +185,23 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		// pool as of the handshake: see certReloader.clientConfig.
 		base := config
 		config.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return ca.clientConfig(base), nil
+			return withTicketKeys(tickets, ca.clientConfig(base)), nil
 		}
 	}
-	for _, r := range []*certReloader{ca, pair} {
+	if tickets != nil {
+		// Every handshake calls the base's GetConfigForClient first, and
+		// crypto/tls picks the ticket keys after it returns: a check of
+		// the key file made here serves rotated keys to this handshake.
+		next := config.GetConfigForClient
+		config.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			tickets.checkIfDue()
+			if next == nil {
+				return nil, nil
+			}
+			return next(hello)
+		}
+	}
+	for _, r := range []*certReloader{ca, pair, tickets} {
 		if r != nil {
 			s.addCertReloader(r)
 		}
@@ -188,6 +215,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 type configAdditions struct {
 	protos       http.Protocols
 	clientCAs    *certReloader // of ClientCAFile; nil if it is not set
+	tickets      *certReloader // of SessionTicketKeyFile; nil if it is not set
 	certificates []tls.Certificate
 	getCert      func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
@@ -211,9 +239,11 @@ type configAdditions struct {
 //   - A configuration without Certificates or GetCertificate gets the
 //     base's certificate source: the files' pair, reloaded when they
 //     change, or TLSConfig.Certificates.
-//
-// Session tickets need nothing: crypto/tls uses the base configuration's
-// ticket keys, which it rotates, unless the returned one sets its own.
+//   - With SessionTicketKeyFile set, the file's keys, as last loaded,
+//     replace any ticket keys of its own (crypto/tls would use those in
+//     place of the base's). Without it, crypto/tls uses the base
+//     configuration's keys, which it rotates, unless the returned one sets
+//     its own.
 func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
 	c = c.Clone()
 	if err := applyTLSDefaults(c); err != nil {
@@ -229,6 +259,9 @@ func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
 	if len(c.Certificates) == 0 && c.GetCertificate == nil {
 		c.Certificates = a.certificates
 		c.GetCertificate = a.getCert
+	}
+	if a.tickets != nil {
+		a.tickets.setTicketKeys(c)
 	}
 	return c, nil
 }
