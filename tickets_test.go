@@ -331,9 +331,9 @@ func TestSessionTicketKeyFileErrors(t *testing.T) {
 	bad := writeTestFile(t, dir, "bad.keys", []byte("not a key\n"))
 	cert, _ := testCertificate(t)
 	tests := []struct {
-		name     string
-		file     string
-		config   *tls.Config
+		name    string
+		file    string
+		config  *tls.Config
 		wantErr string
 		wantIs  error
 	}{
