@@ -16,7 +16,8 @@ var ErrMissingCertificate = errors.New("httpsrv: no certificate: pass certFile a
 
 // ErrNoCertificateFiles is returned by [Server.ReloadCertificate] when the
 // server has nothing to reload: no certificate loaded from files by
-// ServeTLS or ListenAndServeTLS, and no ClientCAFile.
+// ServeTLS or ListenAndServeTLS, no ClientCAFile and no
+// SessionTicketKeyFile.
 var ErrNoCertificateFiles = errors.New("httpsrv: the server does not serve a certificate from files")
 
 // DefaultMinTLSVersion is the lowest TLS version the server accepts when
