@@ -253,8 +253,9 @@ type Server struct {
 	StrictTransportSecurity string
 
 	// CertReloadInterval is how often the certificate and key files given
-	// to ServeTLS or ListenAndServeTLS, and ClientCAFile, are checked for a
-	// renewed pair or new CAs. Zero means DefaultCertReloadInterval;
+	// to ServeTLS or ListenAndServeTLS, ClientCAFile and
+	// SessionTicketKeyFile are checked for a renewed pair, new CAs or new
+	// keys. Zero means DefaultCertReloadInterval;
 	// negative turns the automatic check off: ReloadCertificate still
 	// works, and the retries below of a failed load, and the load of a
 	// renewal refused until its NotBefore, are still made by the first
