@@ -290,7 +290,9 @@ type Server struct {
 	// ticket keys, so that several servers (processes, or instances behind
 	// one load balancer) resume each other's sessions. Empty means Go's
 	// default: each ServeTLS makes random keys of its own and rotates them
-	// daily, so a session resumes only on the server that issued it.
+	// daily, so a session resumes only on the server that issued it. It
+	// applies to ServeTLS and ListenAndServeTLS; Serve, given a TLS
+	// listener, serves with that listener's configuration.
 	//
 	// The file holds one key per line, the standard base64 of 32 random
 	// bytes, as `openssl rand -base64 32` prints. The first key encrypts
