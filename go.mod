@@ -7,7 +7,6 @@ require (
 	go.uber.org/goleak v1.3.0
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/net v0.58.0
-	golang.org/x/sys v0.47.0
 )
 
 require golang.org/x/text v0.41.0 // indirect

@@ -17,7 +17,7 @@ func (s *Server) listen(addr string) (net.Listener, error) {
 		lc = *s.ListenConfig
 	}
 	if s.ReusePort {
-		if err := setReusePort(&lc); err != nil {
+		if err := setReusePort(&lc, addr); err != nil {
 			return nil, err
 		}
 	}

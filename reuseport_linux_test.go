@@ -15,7 +15,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 )
 
 // listenRun is one of the methods that listen on a Server's behalf.
@@ -219,7 +218,7 @@ func TestReusePortListenConfig(t *testing.T) {
 	var reusePort []int // SO_REUSEPORT as the caller's Control saw it
 	control := func(network, address string, c syscall.RawConn) error {
 		return c.Control(func(fd uintptr) {
-			v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT)
+			v, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort)
 			if err != nil {
 				v = -1
 			}

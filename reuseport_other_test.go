@@ -15,5 +15,5 @@ func TestReusePortUnsupported(t *testing.T) {
 	srv := &Server{Addr: "127.0.0.1:0", ReusePort: true}
 	err := srv.ListenAndServe()
 	assert.ErrorIs(t, err, errors.ErrUnsupported)
-	assert.ErrorContains(t, err, "httpsrv: ReusePort")
+	assert.ErrorContains(t, err, "httpsrv: ReusePort: listen tcp 127.0.0.1:0:")
 }

@@ -6,18 +6,18 @@ import (
 	"fmt"
 	"net"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // setReusePort makes lc set SO_REUSEPORT on the sockets it creates, before
-// lc's own Control function, if any, runs.
-func setReusePort(lc *net.ListenConfig) error {
+// lc's own Control function, if any, runs. The error of a failed
+// setsockopt reaches the caller inside the *net.OpError of the listen,
+// which names the address.
+func setReusePort(lc *net.ListenConfig, _ string) error {
 	next := lc.Control
 	lc.Control = func(network, address string, c syscall.RawConn) error {
 		var opErr error
 		err := c.Control(func(fd uintptr) {
-			opErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			opErr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1)
 		})
 		if err == nil {
 			err = opErr
