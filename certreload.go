@@ -238,6 +238,13 @@ type certReloader struct {
 	notBefore time.Time
 
 	warned time.Time // when the last expiry warning was logged
+
+	// For a ticket key file: the keys that left it and still decrypt,
+	// the last of r.keys.Load().all (see expireTicketKeysLocked), and
+	// the file's permissions as of the last load (see
+	// warnTicketModeLocked).
+	retiring []retiringKey
+	perm     os.FileMode
 }
 
 // newCertReloader loads the pair from certFile and keyFile. As net/http
@@ -327,6 +334,9 @@ func (r *certReloader) reload() error {
 	if err == nil {
 		err = r.loadLocked(st)
 	}
+	if err == nil && r.isTicketKeys() {
+		r.expireTicketKeysLocked(st.cert)
+	}
 	r.reportLocked(err, before)
 	return err
 }
@@ -335,19 +345,26 @@ func (r *certReloader) reload() error {
 // an OS error, else the interval from now. Without automatic checks
 // (interval <= 0), a certificate refused until its NotBefore is loaded at
 // the first handshake from then on, and with nothing pending no check is
-// due. It requires r.mu.
+// due. Ticket keys that left the file are expired by a check, even
+// without automatic checks, when ticketKeysDue says, if that is sooner.
+// It requires r.mu.
 func (r *certReloader) scheduleLocked() {
 	now := r.now().Sub(r.epoch)
+	var due time.Duration
 	switch {
 	case r.retry > 0:
-		r.due.Store(int64(now + r.retry))
+		due = now + r.retry
 	case r.interval > 0:
-		r.due.Store(int64(now + r.interval))
+		due = now + r.interval
 	case !r.notBefore.IsZero():
-		r.due.Store(int64(max(r.notBefore.Sub(r.epoch), now)))
+		due = max(r.notBefore.Sub(r.epoch), now)
 	default:
-		r.due.Store(neverDue)
+		due = neverDue
 	}
+	if r.isTicketKeys() {
+		due = min(due, r.ticketKeysDue(now))
+	}
+	r.due.Store(int64(due))
 }
 
 // checkLocked loads the files if they changed since the last content
@@ -368,9 +385,15 @@ func (r *certReloader) checkLocked() {
 				r.lastErr = ""
 			}
 			r.warnExpiryLocked(false)
+			if r.isTicketKeys() {
+				r.expireTicketKeysLocked(st.cert)
+			}
 			return
 		}
 		err = r.loadLocked(st)
+		if err == nil && r.isTicketKeys() {
+			r.expireTicketKeysLocked(st.cert)
+		}
 	}
 	r.reportLocked(err, before)
 }
@@ -500,8 +523,12 @@ func (r *certReloader) loadLocked(st pairStamp) error {
 	h.Sum(sum[:0])
 	if sum == r.sum {
 		// Same content as served, e.g. touched or copied again. A
-		// certificate not valid yet is no longer pending.
+		// certificate not valid yet is no longer pending. A ticket key
+		// file's mode may have changed.
 		r.notBefore = time.Time{}
+		if r.isTicketKeys() {
+			r.warnTicketModeLocked(st.cert)
+		}
 		return nil
 	}
 	if r.isTicketKeys() {

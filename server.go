@@ -297,20 +297,37 @@ type Server struct {
 	// The file holds one key per line, the standard base64 of 32 random
 	// bytes, as `openssl rand -base64 32` prints. The first key encrypts
 	// new tickets; every key decrypts. Blank lines, and lines whose first
-	// non-blank character is '#', are ignored. The keys apply to every
-	// handshake, those of configurations TLSConfig.GetConfigForClient
-	// returns included (keys of their own are replaced; one that sets
-	// SessionTicketsDisabled keeps tickets off), and take precedence over
-	// TLSConfig.SessionTicketKey. ServeTLS fails if the file cannot be
-	// read or is malformed, or if TLSConfig.SessionTicketsDisabled is set.
+	// non-blank character is '#', are ignored. The keys take precedence
+	// over TLSConfig.SessionTicketKey. ServeTLS fails if the file cannot
+	// be read or is malformed, or if TLSConfig sets
+	// SessionTicketsDisabled, WrapSession or UnwrapSession (crypto/tls
+	// seals and opens tickets through those callbacks alone, so the file
+	// would be ignored).
+	//
+	// The keys apply to every handshake, on every
+	// TLSConfig.GetConfigForClient path: they replace the ticket keys of
+	// each configuration GetConfigForClient returns. Per-tenant (per-SNI)
+	// ticket keys set there, with SessionTicketKey or
+	// SetSessionTicketKeys, are therefore not used: every tenant's tickets
+	// are sealed with the file's keys. A returned configuration that sets
+	// WrapSession or UnwrapSession fails its handshake with an error; one
+	// that sets SessionTicketsDisabled keeps tickets off.
 	//
 	// The file is reloaded as the certificate files are (see
 	// CertReloadInterval and ReloadCertificate), with the same retries and
 	// logging. A malformed file (a line that is not the base64 of 32 bytes,
 	// an all-zero key, no key at all) keeps the previous keys and is logged
-	// once as an error; that catches most files caught half-written, but
-	// not one cut between two lines, so replace the file atomically (write
-	// a temporary file, then rename it over the old one).
+	// once as an error. A file caught between two lines of a rewrite in
+	// place looks valid: a key that leaves the file therefore stops
+	// encrypting at once but keeps decrypting until a check (automatic, or
+	// ReloadCertificate) made at least 3 seconds after the load that found
+	// it gone finds the file unmodified for 3 seconds and still without
+	// it. Handshakes make that check, even with automatic checks off, so
+	// a removed key stops decrypting 3 to 4 seconds after it is loaded as
+	// removed, if the server gets handshakes and the file is left alone;
+	// the reload logs list the keys concerned by their ids. Replacing the
+	// file atomically (write a temporary file, then rename it over the old
+	// one) avoids the cut altogether.
 	//
 	// To rotate, put a new key on the first line and keep the old ones
 	// below it: sessions issued under them keep resuming. Remove an old key
@@ -327,8 +344,13 @@ type Server struct {
 	// recorded TLS 1.2 connections, and pose as the server to a client
 	// resuming such a session. Keep the file readable by the server's user
 	// only (mode 0600 or 0400; a file readable by others is served, with a
-	// warning logged), never log or commit it, and rotate regularly (daily,
-	// as crypto/tls does with its own keys) so a leaked key exposes little.
+	// warning logged at the first load and whenever a check finds its
+	// mode changed to such a mode), never log or commit it, and rotate
+	// regularly (daily, as crypto/tls does with its own keys) so a leaked
+	// key exposes little. To withdraw a leaked key, remove it from the
+	// file and call ReloadCertificate (or wait for the next check); it
+	// stops decrypting within seconds, as above, and sessions issued under
+	// it then make a full handshake.
 	SessionTicketKeyFile string
 
 	// ReusePort, if true, makes ListenAndServe, ListenAndServeTLS and

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -39,10 +41,28 @@ import (
 // keys tls.Config.SetSessionTicketKeys takes.
 const ticketKeySize = 32
 
-// ticketKeys are the keys of a SessionTicketKeyFile as loaded. Immutable.
+// ticketKeys are the keys of a SessionTicketKeyFile as loaded, and those
+// that left it and still decrypt. Immutable.
 type ticketKeys struct {
-	keys [][ticketKeySize]byte // the first encrypts; never empty
+	keys [][ticketKeySize]byte // the file's; the first encrypts; never empty
+	all  [][ticketKeySize]byte // keys, then the retiring ones: what configurations get
 }
+
+// retiringKey is a key that has left the SessionTicketKeyFile and still
+// decrypts; see expireTicketKeysLocked.
+type retiringKey struct {
+	key  [ticketKeySize]byte
+	left time.Time // when a load first found it gone, on the reloader's clock
+}
+
+// ticketKeyGrace is the shortest time a key that leaves the file keeps
+// decrypting. A rotation written in place (os.WriteFile, a shell's >) can
+// be read between two of its lines, a valid file that lacks the keys
+// below: the keys it lacks must not stop decrypting at once, or every
+// session issued under the previous first key would need a full handshake
+// until the next check. racyStatWindow is also how long the file must have
+// been left unmodified before a check trusts that it lacks them.
+const ticketKeyGrace = racyStatWindow
 
 // newTicketKeyReloader loads the keys of file and sets them on base,
 // which it sets again on each reload.
@@ -57,26 +77,132 @@ func newTicketKeyReloader(file string, base *tls.Config, interval time.Duration,
 }
 
 // applyTicketKeysLocked serves the keys in data, the content of the file
-// whose stamp is st, if it is a valid key file (see parseTicketKeys). It
-// requires r.mu.
+// whose stamp is st, if it is a valid key file (see parseTicketKeys). The
+// keys served until now that data lacks keep decrypting for now: see
+// expireTicketKeysLocked. It requires r.mu.
 func (r *certReloader) applyTicketKeysLocked(data []byte, sum [sha256.Size]byte, st fileStamp) error {
 	keys, err := parseTicketKeys(data)
 	if err != nil {
 		return &contentError{fmt.Errorf("httpsrv: SessionTicketKeyFile %s %w", r.certFile, err)}
 	}
-	first := r.keys.Load() == nil
-	r.keys.Store(&ticketKeys{keys: keys})
-	r.tickets.SetSessionTicketKeys(keys)
-	r.sum = sum
-	if st.info != nil && runtime.GOOS != "windows" && st.info.Mode().Perm()&0o077 != 0 {
-		r.log(slog.LevelWarn, "httpsrv: SessionTicketKeyFile %s can be read by users other than its owner (mode %v); whoever reads the keys can decrypt the session tickets they encrypt: make it mode 0600 or 0400",
-			r.certFile, st.info.Mode().Perm())
+	cur := r.keys.Load()
+	now := r.now()
+	var retiring []retiringKey
+	if cur != nil {
+		// The keys of cur.all that data lacks, in their order, each
+		// with the time it first left the file.
+		for i, k := range cur.all {
+			if slices.Contains(keys, k) || slices.ContainsFunc(retiring, func(rk retiringKey) bool { return rk.key == k }) {
+				continue
+			}
+			left := now
+			if j := i - len(cur.keys); j >= 0 {
+				left = r.retiring[j].left
+			}
+			retiring = append(retiring, retiringKey{key: k, left: left})
+		}
 	}
-	if !first {
-		r.log(slog.LevelInfo, "httpsrv: reloaded session ticket keys from %s: %d keys, new tickets under key %s",
-			r.certFile, len(keys), ticketKeyID(keys[0]))
+	r.setTicketKeysLocked(keys, retiring)
+	r.sum = sum
+	r.warnTicketModeLocked(st)
+	if cur != nil {
+		msg := ""
+		if n := len(retiring); n > 0 {
+			msg = fmt.Sprintf("; %d keys no longer in the file still decrypt for at least %v, until a check finds the file unmodified for %v (%s)",
+				n, ticketKeyGrace, racyStatWindow, retiringKeyIDs(retiring))
+		}
+		r.log(slog.LevelInfo, "httpsrv: reloaded session ticket keys from %s: %d keys, new tickets under key %s%s",
+			r.certFile, len(keys), ticketKeyID(keys[0]), msg)
 	}
 	return nil
+}
+
+// setTicketKeysLocked serves keys, the file's, and retiring, and sets them
+// on the base configuration. It requires r.mu.
+func (r *certReloader) setTicketKeysLocked(keys [][ticketKeySize]byte, retiring []retiringKey) {
+	all := slices.Clip(keys)
+	for _, rk := range retiring {
+		all = append(all, rk.key)
+	}
+	r.retiring = retiring
+	r.keys.Store(&ticketKeys{keys: keys, all: all})
+	r.tickets.SetSessionTicketKeys(all)
+}
+
+// expireTicketKeysLocked stops the keys that left the file from
+// decrypting, once they have been gone for ticketKeyGrace and st, the
+// stat of the check or load that just found the file (valid) without
+// them, shows it unmodified for racyStatWindow: a rewrite in progress
+// would have modified it since. It requires r.mu.
+func (r *certReloader) expireTicketKeysLocked(st fileStamp) {
+	if len(r.retiring) == 0 || st.racy {
+		return
+	}
+	now := r.now()
+	var keep, gone []retiringKey
+	for _, rk := range r.retiring {
+		if now.Sub(rk.left) >= ticketKeyGrace {
+			gone = append(gone, rk)
+		} else {
+			keep = append(keep, rk)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	r.setTicketKeysLocked(r.keys.Load().keys, keep)
+	r.log(slog.LevelInfo, "httpsrv: session ticket keys removed from %s no longer decrypt: %s", r.certFile, retiringKeyIDs(gone))
+}
+
+// ticketKeysDue returns when, as a duration since r.epoch, a check must
+// run to expire the retiring keys (see expireTicketKeysLocked), or
+// neverDue if there are none: ticketKeyGrace after the first left, or,
+// once that has passed (the file was still being modified),
+// minReloadRetryDelay after now, the current time as a duration since
+// r.epoch, so that such a file is not stat'ed by every handshake. It
+// requires r.mu.
+func (r *certReloader) ticketKeysDue(now time.Duration) time.Duration {
+	if len(r.retiring) == 0 {
+		return neverDue
+	}
+	first := r.retiring[0].left
+	for _, rk := range r.retiring[1:] {
+		if rk.left.Before(first) {
+			first = rk.left
+		}
+	}
+	if at := first.Sub(r.epoch) + ticketKeyGrace; at > now {
+		return at
+	}
+	return now + minReloadRetryDelay
+}
+
+// warnTicketModeLocked logs a warning if the key file, whose stamp is
+// st, can be read by users other than its owner, once per change of its
+// mode: at the first load, and when a check finds the mode changed. It
+// requires r.mu.
+func (r *certReloader) warnTicketModeLocked(st fileStamp) {
+	if st.info == nil || runtime.GOOS == "windows" {
+		return
+	}
+	perm := st.info.Mode().Perm()
+	if perm == r.perm {
+		return
+	}
+	r.perm = perm
+	if perm&0o077 != 0 {
+		r.log(slog.LevelWarn, "httpsrv: SessionTicketKeyFile %s can be read by users other than its owner (mode %v); whoever reads the keys can decrypt the session tickets they encrypt: make it mode 0600 or 0400",
+			r.certFile, perm)
+	}
+}
+
+// retiringKeyIDs returns the ticketKeyID of each key of rks, for logs.
+func retiringKeyIDs(rks []retiringKey) string {
+	ids := make([]string, len(rks))
+	for i, rk := range rks {
+		ids[i] = ticketKeyID(rk.key)
+	}
+	return "key " + strings.Join(ids, ", ")
 }
 
 // parseTicketKeys returns the keys of a SessionTicketKeyFile: one key per
@@ -131,7 +257,7 @@ func ticketKeyID(key [ticketKeySize]byte) string {
 // setTicketKeys sets the current keys on c, a configuration for one
 // handshake that nothing else uses.
 func (r *certReloader) setTicketKeys(c *tls.Config) {
-	c.SetSessionTicketKeys(r.keys.Load().keys)
+	c.SetSessionTicketKeys(r.keys.Load().all)
 }
 
 // keyedConfig is a configuration withTicketKeys made.
@@ -153,7 +279,7 @@ func withTicketKeys(r *certReloader, src *tls.Config) *tls.Config {
 		return kc.config
 	}
 	c := src.Clone()
-	c.SetSessionTicketKeys(keys.keys)
+	c.SetSessionTicketKeys(keys.all)
 	r.keyed.Store(&keyedConfig{src: src, keys: keys, config: c})
 	return c
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -340,6 +341,10 @@ func TestSessionTicketKeyFileErrors(t *testing.T) {
 		{name: "missing file", file: dir + "/missing.keys", wantErr: "httpsrv: checking SessionTicketKeyFile", wantIs: fs.ErrNotExist},
 		{name: "malformed file", file: bad, wantErr: "httpsrv: SessionTicketKeyFile " + bad + " line 1: 9 characters, want 44"},
 		{name: "tickets disabled", file: good, config: &tls.Config{SessionTicketsDisabled: true}, wantErr: "both SessionTicketKeyFile and TLSConfig.SessionTicketsDisabled"},
+		{name: "WrapSession", file: good, config: &tls.Config{WrapSession: func(tls.ConnectionState, *tls.SessionState) ([]byte, error) { return nil, nil }},
+			wantErr: "both SessionTicketKeyFile and TLSConfig.WrapSession or UnwrapSession"},
+		{name: "UnwrapSession", file: good, config: &tls.Config{UnwrapSession: func([]byte, tls.ConnectionState) (*tls.SessionState, error) { return nil, nil }},
+			wantErr: "both SessionTicketKeyFile and TLSConfig.WrapSession or UnwrapSession"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -522,4 +527,195 @@ func TestTicketKeyReloaderConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestSessionTicketKeyFileGetConfigForClientWrapSession checks that a
+// configuration GetConfigForClient returns with WrapSession or
+// UnwrapSession, which would seal and open tickets without the file's
+// keys, fails its handshake with an error saying so, while the other
+// handshakes of the server are served.
+func TestSessionTicketKeyFileGetConfigForClientWrapSession(t *testing.T) {
+	cert, pool := testCertificate(t)
+	file := writeTicketKeys(t, t.TempDir(), "ticket.keys", newTicketKey(t))
+	wrapped := wrapSessionConfig()
+	wrapped.Certificates = []tls.Certificate{cert}
+	plain := &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv := &Server{
+		SessionTicketKeyFile: file,
+		TLSConfig: &tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if hello.ServerName == "wrapped.localhost" {
+				return wrapped, nil
+			}
+			return plain, nil
+		}},
+		ErrorLog: discardLogger(),
+		Handler:  okHandler,
+	}
+	addr := serveTestFiles(t, srv, "", "")
+	assert.False(t, ticketClient{version: tls.VersionTLS13}.resumed(t, addr, nil), "the other tenant is not served")
+
+	_, _, err := mtlsGet(addr, &tls.Config{RootCAs: pool, ServerName: "wrapped.localhost", InsecureSkipVerify: true})
+	assert.Error(t, err, "a config with WrapSession was served with SessionTicketKeyFile")
+
+	r, err := newTicketKeyReloader(file, new(tls.Config), -1, time.Now, new(logRecorder).logf)
+	require.NoError(t, err)
+	add := configAdditions{tickets: r}
+	for _, c := range []*tls.Config{
+		{WrapSession: wrapped.WrapSession},
+		{UnwrapSession: wrapped.UnwrapSession},
+	} {
+		_, err := add.forClient(c)
+		assert.ErrorContains(t, err, "GetConfigForClient returned a config with WrapSession or UnwrapSession set while SessionTicketKeyFile is set")
+	}
+}
+
+// TestTicketKeyReloaderRemovedKeys checks, with a fake clock and the
+// stat's "racy" flag under the test's control, that a key that leaves the
+// file stops encrypting at once and keeps decrypting until a check at
+// least ticketKeyGrace later finds the file unmodified for racyStatWindow:
+// a rewrite in place caught between two lines, finished later, keeps
+// every key decrypting; a key really removed stops decrypting, with a log
+// line naming its id, also with automatic checks off (the handshakes'
+// checks are then scheduled for it alone).
+func TestTicketKeyReloaderRemovedKeys(t *testing.T) {
+	tests := []struct {
+		name     string
+		interval time.Duration
+	}{
+		{name: "automatic checks", interval: 10 * time.Second},
+		{name: "automatic checks off", interval: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k1, k2, k3 := newTicketKey(t), newTicketKey(t), newTicketKey(t)
+			dir := t.TempDir()
+			file := writeTicketKeys(t, dir, "ticket.keys", k2, k1)
+			clock, logs := newFakeClock(), new(logRecorder)
+			r, err := newTicketKeyReloader(file, new(tls.Config), tt.interval, clock.Now, logs.logf)
+			require.NoError(t, err)
+			var racy bool // whether the file was modified within racyStatWindow
+			r.mu.Lock()
+			r.stat = func(name string) (fileStamp, error) {
+				st, err := statFile(name)
+				st.racy = racy
+				return st, err
+			}
+			r.mu.Unlock()
+			keys := func() (file, all []string) {
+				k := r.keys.Load()
+				for _, key := range k.keys {
+					file = append(file, base64.StdEncoding.EncodeToString(key[:]))
+				}
+				for _, key := range k.all {
+					all = append(all, base64.StdEncoding.EncodeToString(key[:]))
+				}
+				return file, all
+			}
+			assertKeys := func(wantFile, wantAll []string, msg string) {
+				t.Helper()
+				gotFile, gotAll := keys()
+				assert.Equal(t, wantFile, gotFile, "file keys: %s", msg)
+				assert.Equal(t, wantAll, gotAll, "keys that decrypt: %s", msg)
+			}
+			load := func() {
+				t.Helper()
+				if tt.interval > 0 {
+					clock.advance(tt.interval)
+					r.checkIfDue()
+					return
+				}
+				require.NoError(t, r.reload())
+			}
+
+			// `{ echo "$k3"; cat old; } > ticket.keys`, caught after
+			// its first line.
+			racy = true
+			writeTicketKeys(t, dir, "ticket.keys", k3)
+			load()
+			assertKeys([]string{k3}, []string{k3, k2, k1}, "caught between two lines")
+			assert.Equal(t, 1, logs.countAt(slog.LevelInfo, "2 keys no longer in the file still decrypt"), "log: %s", logs)
+
+			// Checks before the grace has passed, or while the file is
+			// still being modified, keep the keys.
+			clock.advance(ticketKeyGrace - time.Millisecond)
+			r.checkIfDue()
+			assertKeys([]string{k3}, []string{k3, k2, k1}, "before the grace passed")
+			clock.advance(time.Millisecond)
+			r.checkIfDue()
+			assertKeys([]string{k3}, []string{k3, k2, k1}, "the file modified within racyStatWindow")
+
+			// The writer finishes: every key is in the file again.
+			writeTicketKeys(t, dir, "ticket.keys", k3, k2, k1)
+			clock.advance(minReloadRetryDelay)
+			r.checkIfDue()
+			assertKeys([]string{k3, k2, k1}, []string{k3, k2, k1}, "the finished file")
+			racy = false
+			clock.advance(ticketKeyGrace)
+			r.checkIfDue()
+			assertKeys([]string{k3, k2, k1}, []string{k3, k2, k1}, "the finished file, later")
+			assert.Zero(t, logs.count("no longer decrypt:"), "log: %s", logs)
+
+			// k1 really removed: it decrypts until a check ticketKeyGrace
+			// later, made by a handshake whatever the interval.
+			racy = true
+			writeTicketKeys(t, dir, "ticket.keys", k3, k2)
+			load()
+			assertKeys([]string{k3, k2}, []string{k3, k2, k1}, "k1 just removed")
+			racy = false
+			clock.advance(ticketKeyGrace - time.Millisecond)
+			r.checkIfDue()
+			require.NoError(t, r.reload())
+			assertKeys([]string{k3, k2}, []string{k3, k2, k1}, "before the grace passed")
+			clock.advance(time.Millisecond)
+			r.checkIfDue()
+			assertKeys([]string{k3, k2}, []string{k3, k2}, "after the grace, the file unmodified")
+			assert.Equal(t, 1, logs.countAt(slog.LevelInfo, "session ticket keys removed from "+file+" no longer decrypt: key "+ticketKeyID(decodeTicketKey(t, k1))),
+				"log: %s", logs)
+			if tt.interval <= 0 {
+				assert.EqualValues(t, neverDue, r.due.Load(), "checks scheduled with nothing left to expire and automatic checks off")
+			}
+			for _, k := range []string{k1, k2, k3} {
+				assert.NotContains(t, logs.String(), k, "a key logged")
+			}
+		})
+	}
+}
+
+// TestTicketKeyReloaderModeWarning checks that a key file that others can
+// read is warned about once per change of its mode, whether the content
+// changed or not, by automatic checks and ReloadCertificate alike.
+func TestTicketKeyReloaderModeWarning(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("file modes do not say who can read a file on Windows")
+	}
+	const interval = 10 * time.Second
+	const warning = "can be read by users other than its owner"
+	dir := t.TempDir()
+	file := writeTicketKeys(t, dir, "ticket.keys", newTicketKey(t))
+	clock, logs := newFakeClock(), new(logRecorder)
+	r, err := newTicketKeyReloader(file, new(tls.Config), interval, clock.Now, logs.logf)
+	require.NoError(t, err)
+	check := func() {
+		clock.advance(interval)
+		r.checkIfDue()
+	}
+	steps := []struct {
+		mode os.FileMode
+		want int // warnings so far
+	}{
+		{0o644, 1},
+		{0o644, 1},
+		{0o640, 2},
+		{0o600, 2},
+		{0o400, 2},
+		{0o604, 3},
+	}
+	for _, st := range steps {
+		require.NoError(t, os.Chmod(file, st.mode))
+		check()
+		check()
+		require.NoError(t, r.reload())
+		assert.Equal(t, st.want, logs.countAt(slog.LevelWarn, warning), "after chmod %v; log: %s", st.mode, logs)
+	}
+	assert.Contains(t, logs.String(), "mode -rw----r--")
 }

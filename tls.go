@@ -128,6 +128,9 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		if config.SessionTicketsDisabled {
 			return nil, errors.New("httpsrv: both SessionTicketKeyFile and TLSConfig.SessionTicketsDisabled are set; set one or the other")
 		}
+		if config.WrapSession != nil || config.UnwrapSession != nil {
+			return nil, errWrapSessionWithKeyFile
+		}
 		var err error
 		tickets, err = newTicketKeyReloader(s.SessionTicketKeyFile, config, s.certReloadInterval(), time.Now, s.logAtf)
 		if err != nil {
@@ -242,7 +245,9 @@ type configAdditions struct {
 //     change, or TLSConfig.Certificates.
 //   - With SessionTicketKeyFile set, the file's keys, as last loaded,
 //     replace any ticket keys of its own (crypto/tls would use those in
-//     place of the base's). Without it, crypto/tls uses the base
+//     place of the base's), and a returned configuration that sets
+//     WrapSession or UnwrapSession fails the handshake, as the same base
+//     configuration fails ServeTLS. Without it, crypto/tls uses the base
 //     configuration's keys, which it rotates, unless the returned one sets
 //     its own.
 func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
@@ -262,10 +267,22 @@ func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
 		c.GetCertificate = a.getCert
 	}
 	if a.tickets != nil {
+		if c.WrapSession != nil || c.UnwrapSession != nil {
+			return nil, errors.New("httpsrv: TLSConfig.GetConfigForClient returned a config with WrapSession or UnwrapSession set while SessionTicketKeyFile is set: they would encrypt and decrypt the tickets without the file's keys")
+		}
 		a.tickets.setTicketKeys(c)
 	}
 	return c, nil
 }
+
+// errWrapSessionWithKeyFile is ServeTLS's error for a TLSConfig that sets
+// WrapSession or UnwrapSession with SessionTicketKeyFile. crypto/tls then
+// seals and opens every ticket through those callbacks alone, and the
+// EncryptTicket and DecryptTicket they may call are those of the
+// configuration they were written for, the caller's, whose keys httpsrv
+// cannot set (it never modifies the caller's configuration): the file
+// would be silently ignored.
+var errWrapSessionWithKeyFile = errors.New("httpsrv: both SessionTicketKeyFile and TLSConfig.WrapSession or UnwrapSession are set; set one or the other (WrapSession and UnwrapSession replace the ticket keys: the file's would not be used)")
 
 // applyTLSDefaults fills httpsrv's safe defaults into the fields of config
 // that are unset, where they cannot contradict a field the caller set:
