@@ -195,13 +195,6 @@ func (l *connLimiter) release() {
 	l.mu.Unlock()
 }
 
-// held returns the number of slots taken.
-func (l *connLimiter) held() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.n
-}
-
 // atLimitLogInterval is the least time between two log lines saying that
 // the server is at MaxConns.
 const atLimitLogInterval = time.Minute
