@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/seed80f6b3e8/httpsrv/internal/fdpass"
 )
@@ -36,12 +37,19 @@ const (
 // refused; with [Server.Shutdown] on SIGTERM, a restart loses no request.
 //
 // It returns nil and a nil error when LISTEN_PID is unset or names another
-// process (the variables were meant for a parent). It always unsets
-// LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES, so that child processes do not
-// take the sockets for theirs; only the first call in a process can return
-// listeners. Each descriptor is marked close-on-exec and replaced by the
-// listener's own. If a descriptor is not a listening socket, every
-// descriptor passed is closed and the error names it. It is implemented
+// process (the variables were meant for a parent), or when LISTEN_FDS is
+// unset, as sd_listen_fds does. It always unsets LISTEN_PID, LISTEN_FDS and
+// LISTEN_FDNAMES, so that child processes do not take the sockets for
+// theirs; only the first call in a process can return listeners.
+//
+// Every descriptor is checked before any is used: each must be a
+// listening SOCK_STREAM socket (ListenStream= without Accept=yes). If one
+// is not (a connection passed with Accept=yes, a datagram socket, a
+// LISTEN_FDS larger than the number of descriptors passed), the error
+// names each such descriptor and no descriptor is closed or changed, so
+// that a wrong count cannot close the process's own files. A count above
+// 65536 is refused as corrupt. Otherwise each descriptor is marked
+// close-on-exec and replaced by the listener's own. It is implemented
 // here, without a dependency, and is not supported on Windows.
 func ActivationListeners() ([]net.Listener, error) {
 	lns, _, err := activationListeners()
@@ -65,19 +73,26 @@ func ActivationListenersByName() (map[string][]net.Listener, error) {
 	return byName, nil
 }
 
+// maxListenFDs bounds LISTEN_FDS: far more sockets than a unit passes, and
+// small enough that a corrupt value cannot exhaust memory or overflow the
+// descriptor numbers (sd_listen_fds only rejects counts above INT_MAX-3).
+const maxListenFDs = 1 << 16
+
 // activationListeners implements ActivationListeners, returning each
 // listener's name too.
 func activationListeners() ([]net.Listener, []string, error) {
-	pid, fds, names := os.Getenv(listenPIDEnv), os.Getenv(listenFDsEnv), os.Getenv(listenNamesEnv)
+	pid := os.Getenv(listenPIDEnv)
+	fds, fdsSet := os.LookupEnv(listenFDsEnv)
+	names := os.Getenv(listenNamesEnv)
 	os.Unsetenv(listenPIDEnv)
 	os.Unsetenv(listenFDsEnv)
 	os.Unsetenv(listenNamesEnv)
-	if pid == "" || pid != strconv.Itoa(os.Getpid()) {
+	if pid == "" || pid != strconv.Itoa(os.Getpid()) || !fdsSet {
 		return nil, nil, nil
 	}
 	n, err := strconv.Atoi(fds)
-	if err != nil || n < 0 {
-		return nil, nil, fmt.Errorf("httpsrv: socket activation: %s=%q is not a count of descriptors", listenFDsEnv, fds)
+	if err != nil || n < 0 || n > maxListenFDs {
+		return nil, nil, fmt.Errorf("httpsrv: socket activation: %s=%q is not a count of descriptors (0 to %d)", listenFDsEnv, fds, maxListenFDs)
 	}
 	if n == 0 {
 		return nil, nil, nil
@@ -90,21 +105,28 @@ func activationListeners() ([]net.Listener, []string, error) {
 			nameList[i] = split[i]
 		}
 	}
-	lns := make([]net.Listener, 0, n)
+	// Check them all before touching any: past the descriptors really
+	// passed are the process's own files.
 	var errs []error
+	for i := range n {
+		fd := listenFDsStart + i
+		if err := fdpass.Check(fd, syscall.SOCK_STREAM); err != nil {
+			errs = append(errs, fmt.Errorf("descriptor %d (%s): %w", fd, nameList[i], err))
+		}
+	}
+	if errs != nil {
+		return nil, nil, fmt.Errorf("httpsrv: socket activation: %w", errors.Join(errs...))
+	}
+	lns := make([]net.Listener, 0, n)
 	for i := range n {
 		ln, err := fdpass.Listener(listenFDsStart+i, nameList[i])
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return nil, nil, fmt.Errorf("httpsrv: socket activation: %w", err)
 		}
 		lns = append(lns, ln)
-	}
-	if errs != nil {
-		for _, ln := range lns {
-			ln.Close()
-		}
-		return nil, nil, fmt.Errorf("httpsrv: socket activation: %w", errors.Join(errs...))
 	}
 	return lns, nameList, nil
 }

@@ -1,11 +1,13 @@
 package httpsrv
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestActivationListenersEnv checks the sd_listen_fds(3) variables that
@@ -41,4 +43,22 @@ func TestActivationListenersEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestActivationLeavesDescriptorsOnError: with a LISTEN_FDS that reaches a
+// descriptor that is not a listening socket (here a file of the test's
+// own), ActivationListeners fails, naming it, and closes nothing.
+func TestActivationLeavesDescriptorsOnError(t *testing.T) {
+	f, err := os.Open(os.Args[0])
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	fd := int(f.Fd())
+	require.GreaterOrEqual(t, fd, listenFDsStart)
+	t.Setenv(listenPIDEnv, strconv.Itoa(os.Getpid()))
+	t.Setenv(listenFDsEnv, strconv.Itoa(fd-listenFDsStart+1))
+	lns, err := ActivationListeners()
+	assert.Nil(t, lns)
+	assert.ErrorContains(t, err, fmt.Sprintf("descriptor %d (unknown): not a socket", fd))
+	_, err = f.Stat()
+	assert.NoError(t, err, "the file was closed")
 }

@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 //   - "exit" exits with status 3 before Ready;
 //   - "hang" never calls Ready;
 //   - "serve" takes the listener "tcp 127.0.0.1:0", calls Ready, accepts
-//     one connection on it, writes its process ID there, and exits 0.
+//     one connection on it, writes its process ID there, and exits 0;
+//   - "ready-fails" takes the listener, calls Ready with a PID file that
+//     cannot be written, and then, ignoring the error, waits like "hang".
 func childMain(mode string) int {
 	switch mode {
 	case "exit":
@@ -44,7 +46,11 @@ func childMain(mode string) int {
 		<-never
 		return 4
 	}
-	u, err := New(Options{})
+	var opts Options
+	if mode == "ready-fails" {
+		opts.PIDFile = "/nonexistent-httpsrv-upgrade-test/app.pid"
+	}
+	u, err := New(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -58,6 +64,15 @@ func childMain(mode string) int {
 	if !u.HasParent() {
 		fmt.Fprintln(os.Stderr, "no parent")
 		return 1
+	}
+	if mode == "ready-fails" {
+		if u.Ready() == nil {
+			return 1
+		}
+		never := make(chan os.Signal, 1)
+		signal.Notify(never, syscall.SIGUSR1)
+		<-never
+		return 4
 	}
 	if err := u.Ready(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

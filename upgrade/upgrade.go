@@ -51,15 +51,35 @@
 //
 // # Protocol
 //
-// The new process is the file named by os.Args[0] when New ran (so a
-// binary replaced on disk is the one started), with the same arguments,
+// The new process is the file named by os.Args[0], looked up when Upgrade
+// runs (through PATH for a bare name, relative to the working directory
+// New saw), so that a binary installed over the running one is the one
+// started; if os.Args[0] names no file (a process started under another
+// name), it is the file os.Executable reports. It gets the same arguments,
 // working directory, standard streams and environment, plus
 // HTTPSRV_UPGRADE: JSON naming the descriptors it inherits (the write end
-// of the readiness pipe, then one per listener, each with the network and
-// address it was opened for). The parent waits for one byte on the pipe;
-// the end of the pipe without it (the new process exited) or
-// Options.UpgradeTimeout ends the upgrade with an error, and the new
-// process is killed.
+// of the readiness pipe, then one per open listener, each with the network
+// and address it was opened for). The package marks them close-on-exec
+// when it is initialized, so that a process the new binary starts before
+// New does not inherit them. The parent waits for one byte on the pipe
+// and for the new process itself: its exit, the end of the pipe without
+// the byte (its Ready failed), or Options.UpgradeTimeout ends the upgrade
+// with an error, and the new process is killed.
+//
+// # systemd
+//
+// Run the first process with Type=simple (the default: the process does
+// not fork, so Type=forking does not fit), Options.PIDFile and the unit's
+// PIDFile= naming the same file, and ExecReload=kill -HUP $MAINPID (the
+// recipe tableflip gives). systemd reads PIDFile= when an ExecReload=
+// command ends, too early here, and again when the process it knows as
+// MainPID exits: since Ready writes the file before it tells the parent,
+// and the parent exits only after that, the file then names the new
+// process, which becomes MainPID. That is systemd's source (service.c,
+// service_sigchld_event), not a test run here. This package does not send
+// sd_notify's MAINPID=, which would tell systemd directly; with socket
+// activation instead (httpsrv.ActivationListeners), systemd restarts the
+// service itself and no PID file is needed.
 package upgrade
 
 import (
@@ -80,13 +100,17 @@ type Options struct {
 	UpgradeTimeout time.Duration
 
 	// PIDFile, if set, is written with the process ID by Ready (through a
-	// temporary file and a rename), so that a service manager follows the
-	// process that serves: systemd's PIDFile= with Type=forking, say.
+	// temporary file and a rename) before Ready tells the parent, and
+	// again by a failed Upgrade, so that a service manager can follow the
+	// process that serves (see the package documentation for systemd).
+	// Empty means no PID file.
 	PIDFile string
 
 	// ListenConfig, if non-nil, opens the listeners that Listen does not
-	// inherit, for socket options such as SO_REUSEPORT. Nil means a zero
-	// net.ListenConfig.
+	// inherit, for socket options such as SO_REUSEPORT. Its KeepAlive and
+	// KeepAliveConfig also apply to connections accepted on inherited TCP
+	// listeners, as they did in the process that opened them. Nil means a
+	// zero net.ListenConfig.
 	ListenConfig *net.ListenConfig
 }
 
@@ -100,7 +124,9 @@ var (
 	// process that does not serve yet has nothing to hand over.
 	ErrNotReady = errors.New("upgrade: process is not ready")
 
-	// ErrInProgress is returned by Upgrade while another Upgrade runs.
+	// ErrInProgress is returned by Upgrade while another Upgrade runs, and
+	// by Listen while an Upgrade runs (a listener opened then would not
+	// reach the new process).
 	ErrInProgress = errors.New("upgrade: an upgrade is in progress")
 
 	// ErrUpgraded is returned by Upgrade and Listen once an upgrade has

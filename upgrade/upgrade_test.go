@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -61,6 +60,9 @@ func TestUpgradeHandsOverListener(t *testing.T) {
 	}{
 		{"exits before Ready", "exit", u, "exited before it was ready: exit status 3"},
 		{"never ready", "hang", short, "not ready within 300ms; killed"},
+		// The PID file is rewritten after a failure; a failed Ready in the
+		// new process ends the upgrade at once, not after the timeout.
+		{"Ready fails", "ready-fails", u, "closed the readiness pipe without being ready"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,6 +72,11 @@ func TestUpgradeHandsOverListener(t *testing.T) {
 			case <-tt.u.Exit():
 				t.Fatal("Exit closed after a failed upgrade")
 			default:
+			}
+			if tt.u == u {
+				pid, err := os.ReadFile(pidFile)
+				require.NoError(t, err)
+				assert.Equal(t, strconv.Itoa(os.Getpid())+"\n", string(pid))
 			}
 		})
 	}
@@ -97,11 +104,19 @@ func TestUpgradeHandsOverListener(t *testing.T) {
 	child, err := strconv.Atoi(strings.TrimSpace(line))
 	require.NoError(t, err)
 	assert.NotEqual(t, os.Getpid(), child)
-	// The child exited after answering; reap it.
-	var ws syscall.WaitStatus
-	_, err = syscall.Wait4(child, &ws, 0, nil)
-	require.NoError(t, err)
-	assert.Equal(t, 0, ws.ExitStatus())
+	// The child exits after answering; the Upgrader reaps it.
+	u.mu.Lock()
+	next := u.next
+	u.mu.Unlock()
+	require.NotNil(t, next)
+	assert.Equal(t, child, next.pid)
+	select {
+	case <-next.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the new process did not exit")
+	}
+	require.NoError(t, next.err)
+	assert.Equal(t, 0, next.state.ExitCode())
 }
 
 // TestNewBadHandoff checks that New reads and unsets HTTPSRV_UPGRADE, and
@@ -115,4 +130,26 @@ func TestNewBadHandoff(t *testing.T) {
 	t.Setenv(envName, `{"ready":1}`)
 	_, err = New(Options{})
 	assert.ErrorContains(t, err, "descriptor 1 is not an inherited one")
+}
+
+func TestKeepAliveFor(t *testing.T) {
+	tests := []struct {
+		name string
+		lc   *net.ListenConfig
+		want *net.KeepAliveConfig
+	}{
+		{"nil", nil, nil},
+		{"zero: net.FileListener's defaults already", &net.ListenConfig{}, nil},
+		{"off", &net.ListenConfig{KeepAlive: -1}, &net.KeepAliveConfig{}},
+		{"idle", &net.ListenConfig{KeepAlive: time.Minute}, &net.KeepAliveConfig{Enable: true, Idle: time.Minute}},
+		{"config wins", &net.ListenConfig{KeepAlive: time.Minute, KeepAliveConfig: net.KeepAliveConfig{Enable: true, Count: 3}},
+			&net.KeepAliveConfig{Enable: true, Count: 3}},
+		{"config disabled, KeepAlive off", &net.ListenConfig{KeepAlive: -1, KeepAliveConfig: net.KeepAliveConfig{Count: 3}},
+			&net.KeepAliveConfig{Count: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, keepAliveFor(tt.lc))
+		})
+	}
 }
