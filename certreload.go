@@ -27,7 +27,8 @@ import (
 // ReloadCertificate loads the certificate and key files given to ServeTLS
 // or ListenAndServeTLS again, and serves the new pair to the handshakes
 // that follow if it is valid; connections already established keep theirs.
-// It loads ClientCAFile again too, if it is set. It is meant for a signal
+// It loads ClientCAFile and SessionTicketKeyFile again too, if they are
+// set. It is meant for a signal
 // handler (SIGHUP) or an admin endpoint, and works whatever
 // CertReloadInterval is.
 //
@@ -39,12 +40,14 @@ import (
 // from its NotBefore, as after a failed automatic check (see
 // CertReloadInterval), even when automatic checks are off. A ClientCAFile
 // that holds no certificate, or anything but complete PEM blocks (a file
-// caught half-written), keeps the previous CAs. When the server serves
+// caught half-written), keeps the previous CAs, and a malformed
+// SessionTicketKeyFile keeps the previous keys. When the server serves
 // several listeners with certificate files, each is reloaded and the
 // errors are joined.
 //
 // ReloadCertificate returns ErrNoCertificateFiles if the server serves
-// neither a certificate from files nor a ClientCAFile, and
+// no certificate from files, no ClientCAFile and no SessionTicketKeyFile,
+// and
 // http.ErrServerClosed after Shutdown or Close. It is safe for concurrent
 // use, with itself and with handshakes.
 func (s *Server) ReloadCertificate() error {
@@ -62,8 +65,8 @@ func (s *Server) ReloadCertificate() error {
 	return errors.Join(errs...)
 }
 
-// addCertReloader registers r as serving a key pair or the ClientCAFile
-// pool of s, for ReloadCertificate; serveTLSConfig calls it once the
+// addCertReloader registers r as serving a key pair, the ClientCAFile
+// pool or the SessionTicketKeyFile keys of s, for ReloadCertificate; serveTLSConfig calls it once the
 // configuration is complete, so a ServeTLS that fails registers nothing.
 // The list only grows: a ServeTLS that serves returns only when the server
 // stops, and a stopped server cannot be reused.
@@ -156,7 +159,9 @@ type logFunc func(level slog.Level, format string, args ...any)
 
 // certReloader serves a key pair loaded from a certificate file and a key
 // file, or, for ClientCAFile, a pool of CA certificates loaded from one
-// file (keyFile is then empty), and loads it again when the files change.
+// file (keyFile is then empty), or, for SessionTicketKeyFile, session
+// ticket keys loaded from one file (see tickets.go), and loads it again
+// when the files change.
 //
 // Changes are found lazily: the first handshake after the interval has
 // passed stats the files (after resolving symbolic links, so that the
@@ -183,7 +188,8 @@ type logFunc func(level slog.Level, format string, args ...any)
 // slog.LevelError if it has persisted for reloadErrorAfter.
 type certReloader struct {
 	// Immutable.
-	certFile, keyFile string        // keyFile is empty for a CA file
+	certFile, keyFile string        // keyFile is empty for a CA or ticket key file
+	tickets           *tls.Config   // for a ticket key file, the config its keys are set on; else nil
 	interval          time.Duration // between checks; <= 0 means none but retries
 	now               func() time.Time
 	log               logFunc
@@ -203,6 +209,13 @@ type certReloader struct {
 
 	// config caches the configuration clientConfig returns for pool.
 	config atomic.Pointer[poolConfig]
+
+	// keys are the session ticket keys (nil but for a ticket key file).
+	// Never nil after newTicketKeyReloader.
+	keys atomic.Pointer[ticketKeys]
+
+	// keyed caches the configuration withTicketKeys returns.
+	keyed atomic.Pointer[keyedConfig]
 
 	// due is when the next check is due, as a duration since epoch;
 	// neverDue if none is.
@@ -225,6 +238,13 @@ type certReloader struct {
 	notBefore time.Time
 
 	warned time.Time // when the last expiry warning was logged
+
+	// For a ticket key file: the keys that left it and still decrypt,
+	// the last of r.keys.Load().all (see expireTicketKeysLocked), and
+	// the file's permissions as of the last load (see
+	// warnTicketModeLocked).
+	retiring []retiringKey
+	perm     os.FileMode
 }
 
 // newCertReloader loads the pair from certFile and keyFile. As net/http
@@ -240,16 +260,21 @@ func newCAReloader(file string, interval time.Duration, now func() time.Time, lo
 }
 
 func newReloader(certFile, keyFile string, interval time.Duration, now func() time.Time, log logFunc) (*certReloader, error) {
-	r := &certReloader{
+	return startReloader(&certReloader{
 		certFile: certFile,
 		keyFile:  keyFile,
 		interval: interval,
 		now:      now,
 		log:      log,
-		epoch:    now(),
-		stat:     statFile,
-		readFile: os.ReadFile,
-	}
+	})
+}
+
+// startReloader completes r, whose files, interval, clock, log and (for a
+// ticket key file) tickets are set, and makes the first load.
+func startReloader(r *certReloader) (*certReloader, error) {
+	r.epoch = r.now()
+	r.stat = statFile
+	r.readFile = os.ReadFile
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st, err := r.statLocked()
@@ -268,8 +293,12 @@ func newReloader(certFile, keyFile string, interval time.Duration, now func() ti
 // checks are off, and no retry or certificate not valid yet is pending.
 const neverDue = math.MaxInt64
 
-// isCA reports whether r loads a CA file rather than a key pair.
-func (r *certReloader) isCA() bool { return r.keyFile == "" }
+// isCA reports whether r loads a CA file rather than a key pair or
+// ticket keys.
+func (r *certReloader) isCA() bool { return r.keyFile == "" && r.tickets == nil }
+
+// isTicketKeys reports whether r loads a ticket key file.
+func (r *certReloader) isTicketKeys() bool { return r.tickets != nil }
 
 // GetCertificate returns the pair to serve, first checking the files if a
 // check is due. It never returns an error and is safe for use as a
@@ -305,6 +334,9 @@ func (r *certReloader) reload() error {
 	if err == nil {
 		err = r.loadLocked(st)
 	}
+	if err == nil && r.isTicketKeys() {
+		r.expireTicketKeysLocked(st.cert)
+	}
 	r.reportLocked(err, before)
 	return err
 }
@@ -313,19 +345,26 @@ func (r *certReloader) reload() error {
 // an OS error, else the interval from now. Without automatic checks
 // (interval <= 0), a certificate refused until its NotBefore is loaded at
 // the first handshake from then on, and with nothing pending no check is
-// due. It requires r.mu.
+// due. Ticket keys that left the file are expired by a check, even
+// without automatic checks, when ticketKeysDue says, if that is sooner.
+// It requires r.mu.
 func (r *certReloader) scheduleLocked() {
 	now := r.now().Sub(r.epoch)
+	var due time.Duration
 	switch {
 	case r.retry > 0:
-		r.due.Store(int64(now + r.retry))
+		due = now + r.retry
 	case r.interval > 0:
-		r.due.Store(int64(now + r.interval))
+		due = now + r.interval
 	case !r.notBefore.IsZero():
-		r.due.Store(int64(max(r.notBefore.Sub(r.epoch), now)))
+		due = max(r.notBefore.Sub(r.epoch), now)
 	default:
-		r.due.Store(neverDue)
+		due = neverDue
 	}
+	if r.isTicketKeys() {
+		due = min(due, r.ticketKeysDue(now))
+	}
+	r.due.Store(int64(due))
 }
 
 // checkLocked loads the files if they changed since the last content
@@ -346,9 +385,15 @@ func (r *certReloader) checkLocked() {
 				r.lastErr = ""
 			}
 			r.warnExpiryLocked(false)
+			if r.isTicketKeys() {
+				r.expireTicketKeysLocked(st.cert)
+			}
 			return
 		}
 		err = r.loadLocked(st)
+		if err == nil && r.isTicketKeys() {
+			r.expireTicketKeysLocked(st.cert)
+		}
 	}
 	r.reportLocked(err, before)
 }
@@ -392,6 +437,10 @@ func (r *certReloader) logErrorLocked(err error, level slog.Level, suffix string
 		return
 	}
 	r.lastErr, r.lastLvl = msg, level
+	if r.isTicketKeys() {
+		r.log(level, "httpsrv: session ticket key reload failed, still using the previous keys%s: %v", suffix, err)
+		return
+	}
 	if r.isCA() {
 		r.log(level, "httpsrv: ClientCAFile reload failed, still using the previous CAs%s: %v", suffix, err)
 		return
@@ -450,13 +499,16 @@ func contentErrorf(format string, args ...any) error {
 func (r *certReloader) loadLocked(st pairStamp) error {
 	certPEM, err := r.readFile(r.certFile)
 	if err != nil {
+		if r.isTicketKeys() {
+			return fmt.Errorf("httpsrv: reading SessionTicketKeyFile: %w", err)
+		}
 		if r.isCA() {
 			return fmt.Errorf("httpsrv: reading ClientCAFile: %w", err)
 		}
 		return fmt.Errorf("httpsrv: reading certificate: %w", err)
 	}
 	var keyPEM []byte
-	if !r.isCA() {
+	if r.keyFile != "" {
 		if keyPEM, err = r.readFile(r.keyFile); err != nil {
 			return fmt.Errorf("httpsrv: reading key: %w", err)
 		}
@@ -471,9 +523,16 @@ func (r *certReloader) loadLocked(st pairStamp) error {
 	h.Sum(sum[:0])
 	if sum == r.sum {
 		// Same content as served, e.g. touched or copied again. A
-		// certificate not valid yet is no longer pending.
+		// certificate not valid yet is no longer pending. A ticket key
+		// file's mode may have changed.
 		r.notBefore = time.Time{}
+		if r.isTicketKeys() {
+			r.warnTicketModeLocked(st.cert)
+		}
 		return nil
+	}
+	if r.isTicketKeys() {
+		return r.applyTicketKeysLocked(certPEM, sum, st.cert)
 	}
 	if r.isCA() {
 		return r.applyPoolLocked(certPEM, sum)
@@ -712,12 +771,14 @@ func (r *certReloader) statLocked() (pairStamp, error) {
 	what := "certificate file"
 	if r.isCA() {
 		what = "ClientCAFile"
+	} else if r.isTicketKeys() {
+		what = "SessionTicketKeyFile"
 	}
 	c, err := r.stat(r.certFile)
 	if err != nil {
 		return pairStamp{}, fmt.Errorf("httpsrv: checking %s: %w", what, err)
 	}
-	if r.isCA() {
+	if r.keyFile == "" {
 		return pairStamp{cert: c, key: c}, nil
 	}
 	k, err := r.stat(r.keyFile)

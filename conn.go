@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -210,6 +211,11 @@ func (c *conn) serve(ctx context.Context) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.logPanic(v, "http")
+			if _, ok := c.rwc.(*tls.Conn); ok && c.tlsState == nil {
+				// A callback of the TLS configuration panicked: the
+				// handshake failed, and is counted as one.
+				c.srv.logHandshakeError(c.remoteAddr, fmt.Errorf("httpsrv: panic during the TLS handshake: %v", v))
+			}
 		}
 		if !c.hijacked.Load() {
 			c.closeRWC()

@@ -3,8 +3,8 @@ package httpsrv
 import (
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -96,7 +96,7 @@ var errHandshakeSlotClosed = fmt.Errorf("httpsrv: server closed while the TLS ha
 
 // errHandshakePeerGone fails a handshake whose client closed the
 // connection while it waited for a slot.
-var errHandshakePeerGone = errors.New("httpsrv: the client closed the connection while its TLS handshake waited for a slot (MaxConcurrentHandshakes)")
+var errHandshakePeerGone = fmt.Errorf("httpsrv: the client closed the connection while its TLS handshake waited for a slot (MaxConcurrentHandshakes): %w", io.EOF)
 
 // take waits for a slot until deadline (zero for none) or until the
 // server is closed. It reports whether it had to wait.

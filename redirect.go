@@ -36,7 +36,7 @@ const (
 //	go srv.ListenAndServeHTTPRedirect("")
 //	log.Fatal(srv.ListenAndServeTLS("cert.pem", "key.pem"))
 //
-// The redirect server uses s.ListenConfig, ErrorLog, Logger and
+// The redirect server uses s.ListenConfig, ReusePort, ErrorLog, Logger and
 // ProxyProtocol (its refusals are counted in s.ProxyHeaderErrors), and limits
 // of its own: 5 s to read the request head, 10 s for the whole request and
 // for writing the answer, and 16 KiB of header. Other settings of s,
@@ -71,6 +71,7 @@ func (s *Server) ListenAndServeHTTPRedirect(addr string) error {
 		MaxHeaderBytes:    redirectMaxHeaderBytes,
 		Protocols:         protos,
 		ListenConfig:      s.ListenConfig,
+		ReusePort:         s.ReusePort,
 		ErrorLog:          s.ErrorLog,
 		Logger:            s.Logger,
 		ProxyProtocol:     s.ProxyProtocol,

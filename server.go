@@ -253,8 +253,9 @@ type Server struct {
 	StrictTransportSecurity string
 
 	// CertReloadInterval is how often the certificate and key files given
-	// to ServeTLS or ListenAndServeTLS, and ClientCAFile, are checked for a
-	// renewed pair or new CAs. Zero means DefaultCertReloadInterval;
+	// to ServeTLS or ListenAndServeTLS, ClientCAFile and
+	// SessionTicketKeyFile are checked for a renewed pair, new CAs or new
+	// keys. Zero means DefaultCertReloadInterval;
 	// negative turns the automatic check off: ReloadCertificate still
 	// works, and the retries below of a failed load, and the load of a
 	// renewal refused until its NotBefore, are still made by the first
@@ -382,6 +383,91 @@ type Server struct {
 	// error wrapping ErrProxyPolicy for an invalid one.
 	ProxyProtocol *ProxyPolicy
 
+	// SessionTicketKeyFile, if non-empty, names a file of TLS session
+	// ticket keys, so that several servers (processes, or instances behind
+	// one load balancer) resume each other's sessions. Empty means Go's
+	// default: each ServeTLS makes random keys of its own and rotates them
+	// daily, so a session resumes only on the server that issued it. It
+	// applies to ServeTLS and ListenAndServeTLS; Serve, given a TLS
+	// listener, serves with that listener's configuration.
+	//
+	// The file holds one key per line, the standard base64 of 32 random
+	// bytes, as `openssl rand -base64 32` prints. The first key encrypts
+	// new tickets; every key decrypts. Blank lines, and lines whose first
+	// non-blank character is '#', are ignored. The keys take precedence
+	// over TLSConfig.SessionTicketKey. ServeTLS fails if the file cannot
+	// be read or is malformed, or if TLSConfig sets
+	// SessionTicketsDisabled, WrapSession or UnwrapSession (crypto/tls
+	// seals and opens tickets through those callbacks alone, so the file
+	// would be ignored).
+	//
+	// The keys apply to every handshake, on every
+	// TLSConfig.GetConfigForClient path: they replace the ticket keys of
+	// each configuration GetConfigForClient returns. Per-tenant (per-SNI)
+	// ticket keys set there, with SessionTicketKey or
+	// SetSessionTicketKeys, are therefore not used: every tenant's tickets
+	// are sealed with the file's keys. A returned configuration that sets
+	// WrapSession or UnwrapSession fails its handshake with an error; one
+	// that sets SessionTicketsDisabled keeps tickets off.
+	//
+	// The file is reloaded as the certificate files are (see
+	// CertReloadInterval and ReloadCertificate), with the same retries and
+	// logging. A malformed file (a line that is not the base64 of 32 bytes,
+	// an all-zero key, no key at all) keeps the previous keys and is logged
+	// once as an error. A file caught between two lines of a rewrite in
+	// place looks valid: a key that leaves the file therefore stops
+	// encrypting at once but keeps decrypting until a check (automatic, or
+	// ReloadCertificate) made at least 3 seconds after the load that found
+	// it gone finds the file unmodified for 3 seconds and still without
+	// it. Handshakes make that check, even with automatic checks off, so
+	// a removed key stops decrypting 3 to 4 seconds after it is loaded as
+	// removed, if the server gets handshakes and the file is left alone;
+	// the reload logs list the keys concerned by their ids. Replacing the
+	// file atomically (write a temporary file, then rename it over the old
+	// one) avoids the cut altogether.
+	//
+	// To rotate, put a new key on the first line and keep the old ones
+	// below it: sessions issued under them keep resuming. Remove an old key
+	// once no ticket it encrypted can still be used: crypto/tls accepts a
+	// ticket for 7 days after its session was established, so 7 days after
+	// the key stopped being first. With several servers, one that has
+	// loaded a new first key issues tickets that the others cannot decrypt
+	// until they load it too (their clients then make a full handshake,
+	// which succeeds); to avoid that, first add the new key as the second
+	// line on every server, and move it to the top once all have loaded
+	// it (after CertReloadInterval, or ReloadCertificate on each).
+	//
+	// Whoever reads a key can decrypt the tickets it encrypted: with them,
+	// recorded TLS 1.2 connections, and pose as the server to a client
+	// resuming such a session. Keep the file readable by the server's user
+	// only (mode 0600 or 0400; a file readable by others is served, with a
+	// warning logged at the first load and whenever a check finds its
+	// mode changed to such a mode), never log or commit it, and rotate
+	// regularly (daily, as crypto/tls does with its own keys) so a leaked
+	// key exposes little. To withdraw a leaked key, remove it from the
+	// file and call ReloadCertificate (or wait for the next check); it
+	// stops decrypting within seconds, as above, and sessions issued under
+	// it then make a full handshake.
+	SessionTicketKeyFile string
+
+	// ReusePort, if true, makes ListenAndServe, ListenAndServeTLS and
+	// ListenAndServeHTTPRedirect set SO_REUSEPORT on their listening
+	// socket, so that several processes, or several Servers in one
+	// process, can listen on the same address, each with ReusePort set.
+	// On Linux the kernel then spreads new connections across them, and a
+	// listener that closes (on Shutdown, say) stops getting any while the
+	// others go on serving; on macOS and the BSDs the sockets can bind but
+	// the kernel does not balance connections between them (FreeBSD's
+	// SO_REUSEPORT_LB can be set through ListenConfig.Control). Connections
+	// waiting in a closed listener's queue are reset, as without
+	// ReusePort. The option is set before ListenConfig.Control runs, which
+	// can change it. On systems without SO_REUSEPORT (Windows), the
+	// listen fails with an error matching errors.ErrUnsupported. False
+	// means Go's default: a second listen on a bound address fails with
+	// EADDRINUSE. It does not affect Serve and ServeTLS, whose listener
+	// the caller creates.
+	ReusePort bool
+
 	inShutdown        atomic.Bool // true when server is in shutdown
 	disableKeepAlives atomic.Bool
 	drainLimit        atomic.Int64 // Unix ns by which idle HTTP/1 drains end, 0 for none; see boundDrain
@@ -419,7 +505,7 @@ type Server struct {
 	ranHooks   bool            // the onShutdown funcs have been started
 	done       chan struct{}   // closed when shutdown starts; created lazily
 	linked     []*Server       // servers started on s's behalf, stopped with it
-	certs      []*certReloader // key pairs served from files, for ReloadCertificate
+	certs      []*certReloader // files served (pairs, CAs, ticket keys), for ReloadCertificate
 
 	listenerGroup sync.WaitGroup
 

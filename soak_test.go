@@ -1539,4 +1539,20 @@ func TestSoak(t *testing.T) {
 	for _, s := range soakSlows {
 		assert.NotZero(t, r.tally.count("slow: "+s.name), "slow client %q never completed a run", s.name)
 	}
+	for _, m := range soakMisbehaviours {
+		assert.NotZero(t, r.tally.count("misbehaving: "+m.name), "misbehaviour %q never ran", m.name)
+	}
+	// The server's own counts saw what the clients did.
+	st := srv.Stats()
+	t.Logf("Stats: %+v", st)
+	assert.Equal(t, uint64(panics.Load()), st.PanicsRecovered, "Stats.PanicsRecovered against the handler panics")
+	assert.NotZero(t, st.HandlerAborts, "Stats.HandlerAborts")
+	assert.NotZero(t, st.ConnsHijacked, "Stats.ConnsHijacked")
+	assert.NotZero(t, st.TimeoutsHeader, "Stats.TimeoutsHeader (slowloris)")
+	assert.NotZero(t, st.RateFloorBodyCuts, "Stats.RateFloorBodyCuts (slow bodies)")
+	assert.NotZero(t, st.RateFloorResponseCuts, "Stats.RateFloorResponseCuts (stalled readers)")
+	assert.NotZero(t, st.HandshakeErrors.EOF, "Stats.HandshakeErrors.EOF (resets during the handshake)")
+	assert.NotZero(t, st.HandshakeErrors.PlainHTTP, "Stats.HandshakeErrors.PlainHTTP")
+	assert.Equal(t, st.ConnsAccepted, st.Handshakes+st.HandshakeErrors.Total(), "every connection accepted either completed its handshake or failed it")
+	assert.Zero(t, st.ConnsOpen, "Stats.ConnsOpen after Close")
 }

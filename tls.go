@@ -16,7 +16,8 @@ var ErrMissingCertificate = errors.New("httpsrv: no certificate: pass certFile a
 
 // ErrNoCertificateFiles is returned by [Server.ReloadCertificate] when the
 // server has nothing to reload: no certificate loaded from files by
-// ServeTLS or ListenAndServeTLS, and no ClientCAFile.
+// ServeTLS or ListenAndServeTLS, no ClientCAFile and no
+// SessionTicketKeyFile.
 var ErrNoCertificateFiles = errors.New("httpsrv: the server does not serve a certificate from files")
 
 // DefaultMinTLSVersion is the lowest TLS version the server accepts when
@@ -71,7 +72,8 @@ func (s *Server) certReloadInterval() time.Duration {
 // of s.TLSConfig with httpsrv's defaults filled in where the caller left a
 // setting unset, the ALPN protocols of s.protocols(), the client CAs of
 // ClientCAFile (reloaded when the file changes, through a
-// GetConfigForClient) and, when file names are given, a GetCertificate
+// GetConfigForClient), the session ticket keys of SessionTicketKeyFile
+// (likewise; see tickets.go) and, when file names are given, a GetCertificate
 // serving the pair loaded from them. s.TLSConfig is not modified.
 //
 // The defaults, applied only to unset fields:
@@ -85,7 +87,9 @@ func (s *Server) certReloadInterval() time.Duration {
 //     defaults, which include the hybrid post-quantum X25519MLKEM768 key
 //     exchange from Go 1.24 and follow each Go release.
 //   - Session tickets stay on (SessionTicketsDisabled false), with the
-//     ticket keys crypto/tls rotates itself, so clients resume cheaply.
+//     ticket keys crypto/tls rotates itself, so clients resume cheaply;
+//     with SessionTicketKeyFile, with its keys, on every handshake path
+//     (see tickets.go).
 //
 // crypto/tls uses a configuration returned by the caller's
 // GetConfigForClient in place of the whole configuration, so the
@@ -107,7 +111,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 	// The reloaders are registered for ReloadCertificate only once the
 	// whole configuration is built: a ServeTLS that fails serves nothing
 	// and must leave nothing to reload.
-	var ca, pair *certReloader // of ClientCAFile, and of the key pair
+	var ca, pair, tickets *certReloader // of ClientCAFile, the key pair, SessionTicketKeyFile
 	if s.ClientCAFile != "" {
 		if config.ClientAuth != tls.NoClientCert || config.ClientCAs != nil {
 			return nil, errors.New("httpsrv: both ClientCAFile and TLSConfig.ClientAuth or TLSConfig.ClientCAs are set; set one or the other")
@@ -119,6 +123,19 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		}
 		config.ClientAuth = tls.RequireAndVerifyClientCert
 		config.ClientCAs = ca.pool.Load()
+	}
+	if s.SessionTicketKeyFile != "" {
+		if config.SessionTicketsDisabled {
+			return nil, errors.New("httpsrv: both SessionTicketKeyFile and TLSConfig.SessionTicketsDisabled are set; set one or the other")
+		}
+		if config.WrapSession != nil || config.UnwrapSession != nil {
+			return nil, errWrapSessionWithKeyFile
+		}
+		var err error
+		tickets, err = newTicketKeyReloader(s.SessionTicketKeyFile, config, s.certReloadInterval(), time.Now, s.logAtf)
+		if err != nil {
+			return nil, err
+		}
 	}
 	if !configHasCert(config) || certFile != "" || keyFile != "" {
 		if certFile == "" && keyFile == "" {
@@ -150,6 +167,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		add := configAdditions{
 			protos:       protos,
 			clientCAs:    ca,
+			tickets:      tickets,
 			certificates: config.Certificates,
 			getCert:      config.GetCertificate,
 			slotFree:     s.slotFreeGetCertificate,
@@ -163,7 +181,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 			if c == nil {
 				if ca != nil {
 					// The base configuration, with the current CAs.
-					return ca.clientConfig(base), nil
+					return withTicketKeys(tickets, ca.clientConfig(base)), nil
 				}
 				return nil, nil
 			}
@@ -174,12 +192,25 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 		// pool as of the handshake: see certReloader.clientConfig.
 		base := config
 		config.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return ca.clientConfig(base), nil
+			return withTicketKeys(tickets, ca.clientConfig(base)), nil
+		}
+	}
+	if tickets != nil {
+		// Every handshake calls the base's GetConfigForClient first, and
+		// crypto/tls picks the ticket keys after it returns: a check of
+		// the key file made here serves rotated keys to this handshake.
+		next := config.GetConfigForClient
+		config.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			tickets.checkIfDue()
+			if next == nil {
+				return nil, nil
+			}
+			return next(hello)
 		}
 	}
 	// MaxConcurrentHandshakes: see limitHandshakes.
 	config.GetConfigForClient = s.limitHandshakes(config, config.GetConfigForClient)
-	for _, r := range []*certReloader{ca, pair} {
+	for _, r := range []*certReloader{ca, pair, tickets} {
 		if r != nil {
 			s.addCertReloader(r)
 		}
@@ -193,6 +224,7 @@ func (s *Server) serveTLSConfig(certFile, keyFile string) (*tls.Config, error) {
 type configAdditions struct {
 	protos       http.Protocols
 	clientCAs    *certReloader // of ClientCAFile; nil if it is not set
+	tickets      *certReloader // of SessionTicketKeyFile; nil if it is not set
 	certificates []tls.Certificate
 	getCert      func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 
@@ -222,9 +254,13 @@ type configAdditions struct {
 //     change, or TLSConfig.Certificates.
 //   - Its own GetCertificate gives the handshake slot back while it runs
 //     (MaxConcurrentHandshakes; see Server.slotFreeGetCertificate).
-//
-// Session tickets need nothing: crypto/tls uses the base configuration's
-// ticket keys, which it rotates, unless the returned one sets its own.
+//   - With SessionTicketKeyFile set, the file's keys, as last loaded,
+//     replace any ticket keys of its own (crypto/tls would use those in
+//     place of the base's), and a returned configuration that sets
+//     WrapSession or UnwrapSession fails the handshake, as the same base
+//     configuration fails ServeTLS. Without it, crypto/tls uses the base
+//     configuration's keys, which it rotates, unless the returned one sets
+//     its own.
 func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
 	c = c.Clone()
 	if err := applyTLSDefaults(c); err != nil {
@@ -243,8 +279,23 @@ func (a *configAdditions) forClient(c *tls.Config) (*tls.Config, error) {
 	} else if a.slotFree != nil {
 		c.GetCertificate = a.slotFree(c.GetCertificate)
 	}
+	if a.tickets != nil {
+		if c.WrapSession != nil || c.UnwrapSession != nil {
+			return nil, errors.New("httpsrv: TLSConfig.GetConfigForClient returned a config with WrapSession or UnwrapSession set while SessionTicketKeyFile is set: they would encrypt and decrypt the tickets without the file's keys")
+		}
+		a.tickets.setTicketKeys(c)
+	}
 	return c, nil
 }
+
+// errWrapSessionWithKeyFile is ServeTLS's error for a TLSConfig that sets
+// WrapSession or UnwrapSession with SessionTicketKeyFile. crypto/tls then
+// seals and opens every ticket through those callbacks alone, and the
+// EncryptTicket and DecryptTicket they may call are those of the
+// configuration they were written for, the caller's, whose keys httpsrv
+// cannot set (it never modifies the caller's configuration): the file
+// would be silently ignored.
+var errWrapSessionWithKeyFile = errors.New("httpsrv: both SessionTicketKeyFile and TLSConfig.WrapSession or UnwrapSession are set; set one or the other (WrapSession and UnwrapSession replace the ticket keys: the file's would not be used)")
 
 // applyTLSDefaults fills httpsrv's safe defaults into the fields of config
 // that are unset, where they cannot contradict a field the caller set:
