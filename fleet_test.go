@@ -11,9 +11,7 @@ package httpsrv
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -86,8 +84,7 @@ func TestHAProxyFleet(t *testing.T) {
 	}
 	bin := buildExample(t, "fleet")
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "tickets.keys")
-	fleetTicketKeys(t, keyFile, 2)
+	keyFile := writeTicketKeys(t, dir, "tickets.keys", newTicketKey(t), newTicketKey(t))
 	bodyFile := filepath.Join(dir, "body")
 	require.NoError(t, os.WriteFile(bodyFile, []byte(strings.Repeat(fleetBody, 10)), 0o600))
 	certFile, err := filepath.Abs(testCertFile)
@@ -164,25 +161,6 @@ func buildExample(t testing.TB, name string) string {
 	out, err := exec.CommandContext(ctx, goTool, append(args, "./examples/"+name)...).CombinedOutput()
 	require.NoError(t, err, "go build ./examples/%s:\n%s", name, out)
 	return bin
-}
-
-// fleetTicketKeys writes a SessionTicketKeyFile of n random keys.
-func fleetTicketKeys(t testing.TB, file string, n int) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("# session ticket keys: the first encrypts, all decrypt\n")
-	for range n {
-		b.WriteString(base64.StdEncoding.EncodeToString(randBytes(32)))
-		b.WriteByte('\n')
-	}
-	require.NoError(t, os.WriteFile(file, []byte(b.String()), 0o600))
-}
-
-// randBytes returns n random bytes.
-func randBytes(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return b
 }
 
 // fleetInstance is one server process of a fleet.
