@@ -132,7 +132,7 @@ func TestHAProxyFleet(t *testing.T) {
 		})
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| fleet | client | success | failed | |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "\n| fleet | client | success | failed (h2load: started, not answered 2xx) | |\n|---|---|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s |\n", r.fleet, r.client, r.success, r.failed, r.note)
 	}
