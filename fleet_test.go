@@ -46,7 +46,7 @@ const (
 	fleetH2loadConns = 2                       // h2load clients, per protocol
 	fleetH2loadRPS   = 100                     // requests a second per h2load client
 	fleetH2loadRun   = 100                     // requests per h2load run; runs follow each other
-	fleetH2loadStall = 1500 * time.Millisecond         // an h2load run longer than this stalled (one takes 0.5 s)
+	fleetH2loadStall = 1500 * time.Millisecond // an h2load run longer than this stalled (one takes 0.5 s)
 	fleetStepLoad    = 150                     // Go client successes to see between restart steps, at least
 	fleetStepTime    = 1500 * time.Millisecond // load between restart steps, at least
 	fleetLoadLimit   = 60 * time.Second        // the whole load, at most
