@@ -573,7 +573,7 @@ func fleetUntrusted(t testing.TB, f *fleet, in *fleetInstance) {
 	m := regexp.MustCompile(`untrusted=(\d+) `).FindStringSubmatch(line)
 	require.NotNil(t, m, "stopped line %q; output:\n%s", line, in.out)
 	n, _ := strconv.Atoi(m[1])
-	t.Logf("untrusted balancer: %d of %d requests refused by the instance; its %s", tries, tries, line)
+	t.Logf("untrusted balancer: %d of %d requests refused as untrusted by the instance; its %s", n, tries, line)
 	assert.Equal(t, tries, n, "PROXY headers refused as untrusted")
 }
 

@@ -53,6 +53,11 @@ func main() {
 	reusePort := flag.Bool("reuseport", false, "set SO_REUSEPORT, so that the next instance can bind the same address before this one exits")
 	name := flag.String("name", "", "instance name, answered on an instance= line when set")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		// A boolean flag takes its value with "=" (-reuseport=false): a
+		// separate word would be dropped here, and the flag left on.
+		log.Fatalf("unexpected arguments %q (a boolean flag's value goes after \"=\": -reuseport=false)", flag.Args())
+	}
 	if *certFile == "" || *keyFile == "" {
 		log.Fatal("-cert and -key are required: every instance of a fleet serves the same certificate")
 	}
