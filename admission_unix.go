@@ -28,6 +28,12 @@ type netYielder struct {
 	r, w *os.File
 	rc   syscall.RawConn // of r
 	wfd  int             // w's descriptor, non-blocking
+
+	// The state of one yield, and step, the function rc.Read runs, made
+	// once so that a yield does not allocate.
+	first, ok bool
+	buf       [1]byte
+	step      func(fd uintptr) bool
 }
 
 // yieldPool keeps the pipes of a handshake limiter's yields. Each pipe is
@@ -62,28 +68,30 @@ func (p *yieldPool) yieldToNetwork() {
 		runtime.Gosched()
 		return
 	}
-	var b [1]byte
-	first, ok := true, false
+	y.first, y.ok = true, false
 	y.r.SetReadDeadline(time.Now().Add(maxYieldWait))
-	err := y.rc.Read(func(fd uintptr) bool {
-		if first {
-			// Written here, after Read has reset the descriptor's
-			// readiness, so that the poller's event cannot be missed.
-			first = false
-			if _, err := syscall.Write(y.wfd, b[:]); err != nil {
-				return true
-			}
-			return false // park until the poller reports the byte
-		}
-		_, rerr := syscall.Read(int(fd), b[:])
-		ok = rerr == nil
-		return true
-	})
-	if err != nil || !ok {
+	if err := y.rc.Read(y.step); err != nil || !y.ok {
 		y.close()
 		return
 	}
 	p.put(y)
+}
+
+// readStep is rc.Read's function for a yield: the first call writes the
+// byte, after Read has reset the descriptor's readiness, so that the
+// poller's event cannot be missed, and parks until the poller reports it;
+// the second reads it back.
+func (y *netYielder) readStep(fd uintptr) bool {
+	if y.first {
+		y.first = false
+		if _, err := syscall.Write(y.wfd, y.buf[:]); err != nil {
+			return true
+		}
+		return false // park until the poller reports the byte
+	}
+	_, rerr := syscall.Read(int(fd), y.buf[:])
+	y.ok = rerr == nil
+	return true
 }
 
 // get returns a pipe from the pool, or a new one, or nil.
@@ -137,6 +145,7 @@ func newNetYielder() *netYielder {
 		return nil
 	}
 	y := &netYielder{r: r, w: w, wfd: -1}
+	y.step = y.readStep
 	rc, err := r.SyscallConn()
 	if err == nil {
 		y.rc = rc
