@@ -26,3 +26,6 @@ func (*yieldPool) kept() int { return 0 }
 
 // peerClosed reports false: the check needs a non-blocking peek.
 func peerClosed(net.Conn) bool { return false }
+
+// inputWaiting reports false: the check needs a non-blocking peek.
+func inputWaiting(net.Conn) bool { return false }

@@ -170,20 +170,37 @@ func (y *netYielder) close() {
 // non-blocking peek finds the end of the stream or an error. Connections
 // that are not sockets report false.
 func peerClosed(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
+	n, err, ok := peekByte(c)
+	return ok && (err == nil && n == 0 || err != nil && err != syscall.EAGAIN && err != syscall.EINTR)
+}
+
+// inputWaiting reports whether bytes from the peer wait unread in c's
+// socket: a non-blocking peek finds one. Connections that are not sockets
+// report false.
+func inputWaiting(c net.Conn) bool {
+	n, err, ok := peekByte(c)
+	return ok && err == nil && n > 0
+}
+
+// peekByte peeks at c's socket without blocking (MSG_PEEK|MSG_DONTWAIT).
+// It goes through Control, not Read, so that a read deadline in the past
+// does not stop it before it looks. ok is false when c is not a socket.
+func peekByte(c net.Conn) (n int, err error, ok bool) {
+	sc, isSock := c.(syscall.Conn)
+	if !isSock {
+		return 0, nil, false
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
+	rc, rerr := sc.SyscallConn()
+	if rerr != nil {
+		return 0, nil, false
 	}
-	gone := false
 	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		gone = rerr == nil && n == 0 || rerr != nil && rerr != syscall.EAGAIN && rerr != syscall.EINTR
-		return true
+	cerr := rc.Control(func(fd uintptr) {
+		n, _, err = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	})
-	return gone || err != nil
+	if cerr != nil {
+		// Closed: as good as gone.
+		return 0, cerr, true
+	}
+	return n, err, true
 }

@@ -626,11 +626,14 @@ func (cr *connReader) backgroundRead() {
 	if n == 1 {
 		cr.hasByte = true
 	}
-	if ne, ok := err.(net.Error); ok && ne.Timeout() && (cr.aborted || raw != nil && raw.n.Load() != before) {
+	if ne, ok := err.(net.Error); ok && ne.Timeout() && (cr.aborted || raw != nil && raw.n.Load() != before || inputWaiting(cr.h.c.netConn())) {
 		// Stopped by abortPendingRead, or a TLS record was arriving
 		// when the deadline passed (see countConn): crypto/tls keeps
 		// what it has of the record, and the next read goes on with
-		// it. A request is arriving: not an idle connection.
+		// it; or bytes wait unread in the socket, which a read whose
+		// deadline had already passed (the drain's, set in the past)
+		// does not look at. A request is arriving: not an idle
+		// connection.
 	} else if err != nil {
 		cr.bgErr = err
 		cr.handleReadErrorLocked()
