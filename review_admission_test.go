@@ -2,6 +2,7 @@ package httpsrv
 
 import (
 	"crypto/tls"
+	"math"
 	"net"
 	"net/http"
 	"testing"
@@ -126,9 +127,13 @@ func TestReviewAdmLeaseLetsSecondCompute(t *testing.T) {
 // handshakeAllocs returns the allocations per full TLS 1.3 handshake
 // (client and server, connection then closed) on srv.
 func handshakeAllocs(t *testing.T, srv *Server) float64 {
-	addr := startTLS(t, srv)
+	addr := srv.Addr
+	if addr == "" {
+		addr = startTLS(t, srv)
+		srv.Addr = addr
+	}
 	cfg := clientTLSConfig(t, "http/1.1")
-	return testing.AllocsPerRun(200, func() {
+	return testing.AllocsPerRun(100, func() {
 		c, err := tls.Dial("tcp", addr, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -146,9 +151,19 @@ func TestReviewAdmHandshakeAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
-	off := handshakeAllocs(t, &Server{MaxConcurrentHandshakes: -1, Handler: okHandler, ErrorLog: discardLogger()})
-	on := handshakeAllocs(t, &Server{Handler: okHandler, ErrorLog: discardLogger()})
-	t.Logf("allocations per handshake: limit off %.1f, on %.1f", off, on)
+	// AllocsPerRun counts the whole process, and the server's goroutines
+	// may finish a handshake's work after the client's Close returns: one
+	// measure varies by a couple of allocations. The least of five,
+	// alternating, is stable.
+	offSrv := &Server{MaxConcurrentHandshakes: -1, Handler: okHandler, ErrorLog: discardLogger()}
+	onSrv := &Server{Handler: okHandler, ErrorLog: discardLogger()}
+	off, on := math.Inf(1), math.Inf(1)
+	for range 5 {
+		off = min(off, handshakeAllocs(t, offSrv))
+		on = min(on, handshakeAllocs(t, onSrv))
+	}
+	t.Logf("allocations per handshake (least of 5): limit off %.1f, on %.1f", off, on)
+	// One more: crypto/tls builds a ClientHelloInfo for GetConfigForClient.
 	assert.LessOrEqual(t, on, off+1, "allocations per handshake with the default handshake limit")
 }
 
