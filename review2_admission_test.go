@@ -464,7 +464,11 @@ func TestReviewAdm2QueuedWorkForGoneClients(t *testing.T) {
 	// The second client sends its ClientHello, waits in the queue, and
 	// gives up: it closes its connection.
 	gone, goneDone := pendingTLS(t, addr)
-	waitSignal(t, queued, "the second handshake to wait for the slot")
+	waitSignal(t, queued, "the second handshake's GetConfigForClient")
+	// GetConfigForClient runs before the slot is taken: wait until the
+	// handshake is waiting for it (on a loaded machine it may not be yet).
+	require.Eventually(t, func() bool { return srv.Stats().HandshakeSlotWaits == 1 }, testTimeout(), time.Millisecond,
+		"the second handshake to wait for the slot")
 	gone.NetConn().Close()
 	waitSignal(t, goneDone, "the second client to give up")
 

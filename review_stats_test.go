@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -75,7 +76,11 @@ func TestReviewStatsPeerGoneHandshakeIsOther(t *testing.T) {
 	waitSignal(t, queued, "the first handshake's GetConfigForClient")
 
 	gone, goneDone := pendingTLS(t, addr)
-	waitSignal(t, queued, "the second handshake to wait for the slot")
+	waitSignal(t, queued, "the second handshake's GetConfigForClient")
+	// GetConfigForClient runs before the slot is taken: wait until the
+	// handshake is waiting for it (on a loaded machine it may not be yet).
+	require.Eventually(t, func() bool { return srv.Stats().HandshakeSlotWaits == 1 }, testTimeout(), time.Millisecond,
+		"the second handshake to wait for the slot")
 	gone.NetConn().Close()
 	waitSignal(t, goneDone, "the second client to give up")
 
