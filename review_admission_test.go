@@ -164,7 +164,11 @@ func TestReviewAdmHandshakeAllocs(t *testing.T) {
 	}
 	t.Logf("allocations per handshake (least of 5): limit off %.1f, on %.1f", off, on)
 	// One more: crypto/tls builds a ClientHelloInfo for GetConfigForClient.
-	assert.LessOrEqual(t, on, off+1, "allocations per handshake with the default handshake limit")
+	// The least of five still moves by one between runs (887 to 889 were
+	// seen for either), so the bound allows one more than that: what it
+	// guards against is the per-handshake Clone, context, closures and
+	// timer the first design cost (tens of allocations).
+	assert.LessOrEqual(t, on, off+2, "allocations per handshake with the default handshake limit")
 }
 
 // BenchmarkReviewAdmHandshake measures a full handshake with the handshake
