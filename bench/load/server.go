@@ -1,18 +1,11 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -22,7 +15,8 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"syscall"
-	"time"
+
+	"github.com/seed80f6b3e8/httpsrv/bench/internal/benchcert"
 
 	"github.com/seed80f6b3e8/httpsrv"
 )
@@ -138,39 +132,12 @@ func serverMain(args []string) {
 	log.Fatal(err)
 }
 
-// selfSigned returns a fresh self-signed certificate for localhost with an
-// RSA-2048 or ECDSA P-256 key.
+// selfSigned returns a fresh self-signed certificate of the kind given
+// (rsa or ecdsa); see benchcert.SelfSigned.
 func selfSigned(kind string) tls.Certificate {
-	var key, pub any
-	switch kind {
-	case "rsa":
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			log.Fatal(err)
-		}
-		key, pub = k, &k.PublicKey
-	case "ecdsa":
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			log.Fatal(err)
-		}
-		key, pub = k, &k.PublicKey
-	default:
-		log.Fatalf("unknown certificate type %q", kind)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
+	cert, err := benchcert.SelfSigned(kind)
 	if err != nil {
 		log.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return cert
 }
