@@ -88,6 +88,7 @@ func runMain(args []string) {
 	clientCPU := fs.String("client-cpu", "1", "CPU list for the probe and the flooder (taskset -c)")
 	certs := fs.String("certs", "rsa,ecdsa", "certificate types")
 	impls := fs.String("impls", "httpsrv,nethttp", "servers")
+	probeRT := fs.Bool("probe-rt", true, "run the probe under chrt -f 1 (real-time FIFO), so that the flooder sharing its CPU does not delay it: the latency measured is then the server's")
 	fs.Parse(args)
 
 	self, err := os.Executable()
@@ -105,6 +106,19 @@ func runMain(args []string) {
 	if !pinned {
 		log.Printf("warning: not pinned (taskset missing or a single CPU)")
 	}
+	probeCommand := command
+	if *probeRT {
+		if _, err := exec.LookPath("chrt"); err == nil && exec.Command("chrt", "-f", "1", "true").Run() == nil {
+			probeCommand = func(cpus string, a ...string) *exec.Cmd {
+				c := command(cpus, a...)
+				c.Args = append([]string{"chrt", "-f", "1"}, c.Args...)
+				c.Path, _ = exec.LookPath("chrt")
+				return c
+			}
+		} else {
+			log.Printf("warning: chrt -f 1 not permitted; the probe shares its CPU with the flooder at normal priority")
+		}
+	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	log.Printf("go %s, %d CPUs, load average %s", runtime.Version(), runtime.NumCPU(), strings.TrimSpace(string(load)))
 	log.Printf("server on CPU %s (GOMAXPROCS=1); probe: %d connections x GET every %v; flooder: %d workers, full handshakes + GET, CPU %s; %v per cell, %d rounds",
@@ -121,7 +135,7 @@ func runMain(args []string) {
 				slices.Reverse(order)
 			}
 			for _, impl := range order {
-				res := measure(command, *serverCPU, *clientCPU, impl, cert, *duration, *workers, *conns, *interval)
+				res := measure(command, probeCommand, *serverCPU, *clientCPU, impl, cert, *duration, *workers, *conns, *interval)
 				for i, flood := range []bool{false, true} {
 					k := cellKey{cert, impl, flood}
 					lat[k] = append(lat[k], res[i].Latencies...)
@@ -170,7 +184,7 @@ type probeResult struct {
 
 // measure runs one server, a probe without and then with the flood, and
 // returns the two results.
-func measure(command func(string, ...string) *exec.Cmd, serverCPU, clientCPU, impl, cert string, d time.Duration, workers, conns int, interval time.Duration) [2]probeResult {
+func measure(command, probeCommand func(string, ...string) *exec.Cmd, serverCPU, clientCPU, impl, cert string, d time.Duration, workers, conns int, interval time.Duration) [2]probeResult {
 	srv := command(serverCPU, "server", "-impl", impl, "-cert", cert)
 	srv.Env = append(os.Environ(), "GOMAXPROCS=1")
 	srv.Stderr = os.Stderr
@@ -193,7 +207,7 @@ func measure(command func(string, ...string) *exec.Cmd, serverCPU, clientCPU, im
 
 	// The probe runs as long as both phases; it splits its latencies at
 	// the moment the flood starts, which it learns on stdin.
-	probe := command(clientCPU, "probe", "-addr", addr, "-conns", fmt.Sprint(conns), "-interval", interval.String(), "-warmup", "1s")
+	probe := probeCommand(clientCPU, "probe", "-addr", addr, "-conns", fmt.Sprint(conns), "-interval", interval.String(), "-warmup", "1s")
 	probe.Env = append(os.Environ(), "GOMAXPROCS=1")
 	probe.Stderr = os.Stderr
 	pin, _ := probe.StdinPipe()
