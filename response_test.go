@@ -182,7 +182,11 @@ func TestResponseWriteTimeout(t *testing.T) {
 		errc <- nil
 	})
 	p := startPair(t, h, func(s *Server, hs *http.Server) {
-		s.WriteTimeout, hs.WriteTimeout = 100*time.Millisecond, 100*time.Millisecond
+		// The handshake runs under WriteTimeout too (net/http's
+		// tlsHandshakeTimeout, the least of the three timeouts): 100 ms
+		// cut handshakes on a loaded machine (a dial EOF, or a request
+		// never served); a second is long enough there.
+		s.WriteTimeout, hs.WriteTimeout = time.Second, time.Second
 	})
 	for _, addr := range []string{p.oracle, p.ours} {
 		conn := dialTLS(t, addr, "http/1.1")
