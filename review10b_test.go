@@ -33,6 +33,7 @@ func TestReview10bTicketKeyFileEdges(t *testing.T) {
 			key := newTicketKey(t)
 			dir := t.TempDir()
 			_, addrA := f.start(t, writeTicketKeys(t, dir, "a.keys", key), func(s *Server) {
+				//lint:ignore SA1019 the deprecated field is what the file's keys must take precedence over.
 				s.TLSConfig = &tls.Config{SessionTicketKey: [32]byte{1, 2, 3}}
 			})
 			_, addrB := f.start(t, writeTicketKeys(t, dir, "b.keys", key), nil)
