@@ -196,7 +196,7 @@ func peekByte(c net.Conn) (n int, err error, ok bool) {
 	}
 	var b [1]byte
 	cerr := rc.Control(func(fd uintptr) {
-		n, _, err = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		n, _, err = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|msgDontWait)
 	})
 	if cerr != nil {
 		// Closed: as good as gone.

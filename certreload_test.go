@@ -483,7 +483,7 @@ func TestCertReloaderNoAutomaticCheckRetry(t *testing.T) {
 	f.r.mu.Lock()
 	due := f.r.due.Load()
 	f.r.mu.Unlock()
-	assert.EqualValues(t, neverDue, due, "checks go on after the retry succeeded")
+	assert.EqualValues(t, int64(neverDue), due, "checks go on after the retry succeeded")
 }
 
 // TestCertReloaderOSErrorEscalated checks that an OS error is logged once

@@ -24,6 +24,9 @@ type Stats struct {
 	// ConnsAccepted counts the connections an accept loop accepted and
 	// started serving (ConnState's StateNew). Connections closed unserved
 	// for lack of a file descriptor are counted in AcceptShedConns instead.
+	// With ProxyProtocol set it also counts the connections closed at
+	// their PROXY header (see ProxyHeaderErrors) or before sending a byte
+	// in time, which ConnState and ConnContext never see.
 	ConnsAccepted uint64
 
 	// ConnsOpen is a gauge: the connections accepted and not yet closed or

@@ -667,7 +667,7 @@ func TestTicketKeyReloaderRemovedKeys(t *testing.T) {
 			assert.Equal(t, 1, logs.countAt(slog.LevelInfo, "session ticket keys removed from "+file+" no longer decrypt: key "+ticketKeyID(decodeTicketKey(t, k1))),
 				"log: %s", logs)
 			if tt.interval <= 0 {
-				assert.EqualValues(t, neverDue, r.due.Load(), "checks scheduled with nothing left to expire and automatic checks off")
+				assert.EqualValues(t, int64(neverDue), r.due.Load(), "checks scheduled with nothing left to expire and automatic checks off")
 			}
 			for _, k := range []string{k1, k2, k3} {
 				assert.NotContains(t, logs.String(), k, "a key logged")

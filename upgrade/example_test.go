@@ -3,6 +3,7 @@ package upgrade_test
 import (
 	"context"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,14 +25,34 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &httpsrv.Server{Handler: http.NotFoundHandler()}
-	go srv.ServeTLS(ln, "cert.pem", "key.pem")
+	// Signals first: once Ready has written the PID file, a SIGHUP may
+	// come, and its default action would end the process.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
+
+	// Ready only once the server serves: BaseContext runs after ServeTLS
+	// has loaded the certificate, just before its first Accept. A new
+	// binary whose ServeTLS fails exits before Ready, and the parent's
+	// Upgrade fails with the parent still serving.
+	serving := make(chan struct{})
+	srv := &httpsrv.Server{
+		Handler: http.NotFoundHandler(),
+		BaseContext: func(net.Listener) context.Context {
+			close(serving)
+			return context.Background()
+		},
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ServeTLS(ln, "cert.pem", "key.pem") }()
+	select {
+	case <-serving:
+	case err := <-serveErr:
+		log.Fatal(err)
+	}
 	if err := upg.Ready(); err != nil { // the parent, if any, now drains
 		log.Fatal(err)
 	}
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
 wait:
 	for {
 		select {

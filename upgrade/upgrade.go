@@ -15,13 +15,25 @@
 //	if err != nil {
 //		log.Fatal(err)
 //	}
-//	srv := &httpsrv.Server{Handler: mux}
-//	go srv.ServeTLS(ln, "cert.pem", "key.pem")
+//	// Before Ready: from then on a SIGHUP may come (the PID file names
+//	// this process), and its default action would end the process.
+//	sigs := make(chan os.Signal, 1)
+//	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
+//	serving := make(chan struct{})
+//	srv := &httpsrv.Server{Handler: mux, BaseContext: func(net.Listener) context.Context {
+//		close(serving) // certificate loaded, about to accept
+//		return context.Background()
+//	}}
+//	serveErr := make(chan error, 1)
+//	go func() { serveErr <- srv.ServeTLS(ln, "cert.pem", "key.pem") }()
+//	select {
+//	case <-serving:
+//	case err := <-serveErr: // a bad certificate, say: the parent keeps serving
+//		log.Fatal(err)
+//	}
 //	if err := upg.Ready(); err != nil { // tells the parent, if any, to drain
 //		log.Fatal(err)
 //	}
-//	sigs := make(chan os.Signal, 1)
-//	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
 //	wait:
 //	for {
 //		select {
@@ -37,6 +49,15 @@
 //		}
 //	}
 //	srv.Shutdown(context.Background()) // the new process serves meanwhile
+//
+// Call Ready only once the server serves: a new binary that calls it
+// right after go srv.ServeTLS(...) says it is ready even when ServeTLS
+// then fails (a certificate it cannot load, a bad setting), and the parent
+// drains and exits, leaving no process to accept from the socket. Waiting
+// for BaseContext, which ServeTLS calls after loading the certificate and
+// just before its first Accept, or for ServeTLS's error, lets such a
+// binary exit before Ready, and the parent's Upgrade fail with the old
+// process still serving. Register the signals before Ready too.
 //
 // # Why not tableflip
 //
