@@ -179,8 +179,12 @@ func (d *connDeadlines) startBody(srv *Server, readLimit time.Time) {
 	d.readFloor.start(srv.minRequestBodyRate(), srv.minRateGracePeriod(), readLimit)
 }
 
-// endRequest disarms the floors and clears the write deadline once a
-// response is complete. The read deadline is the next phase's to set.
+// endRequest disarms the floors once a response is complete. The write
+// deadline of the response stays on the connection until the next write
+// replaces it (every write of the engine goes through write or readFrom,
+// which put the deadline it needs in force), so that back-to-back
+// requests cost no deadline change to clear it; a hijack clears it. The
+// read deadline is the next phase's to set.
 func (d *connDeadlines) endRequest() {
 	d.readFloor.off()
 	d.bodyLimit.Store(false)
@@ -190,7 +194,6 @@ func (d *connDeadlines) endRequest() {
 	d.writeFloor.off()
 	d.writeLimit = time.Time{}
 	d.writeByHandler = false
-	d.applyWriteLocked(time.Time{})
 }
 
 // read reads request body bytes from the connection, under the body floor
@@ -525,9 +528,18 @@ func (d *connDeadlines) hijacked() {
 // pieceDeadlineLocked puts the floor's deadline for a piece of n bytes
 // starting now on the connection, and returns now and the deadline. It
 // requires that d.wmu is held.
+//
+// A deadline already in force that is earlier than the floor's by less
+// than 1/64 of the piece's time (80 ms at the defaults) is kept instead:
+// the piece is allowed a little less, and writes that follow each other
+// closely, a response after another on a busy keep-alive connection,
+// change the deadline once every 80 ms instead of once each.
 func (d *connDeadlines) pieceDeadlineLocked(n int) (start, dl time.Time) {
 	start = time.Now()
 	dl = d.writeFloor.deadline(start, n)
+	if set := d.writeSet; !set.IsZero() && !set.After(dl) && dl.Sub(set) <= dl.Sub(start)/64 {
+		return start, set
+	}
 	d.writeSet = dl
 	d.rwc.SetWriteDeadline(dl)
 	return start, dl

@@ -22,7 +22,8 @@ import (
 // coalesces them, and one write system call each over TCP.
 type writeCountListener struct {
 	net.Listener
-	writes atomic.Int64
+	writes    atomic.Int64
+	deadlines atomic.Int64 // write deadline changes (SetWriteDeadline, SetDeadline)
 }
 
 func (l *writeCountListener) Accept() (net.Conn, error) {
@@ -41,6 +42,16 @@ type writeCountConn struct {
 func (c *writeCountConn) Write(p []byte) (int, error) {
 	c.l.writes.Add(1)
 	return c.Conn.Write(p)
+}
+
+func (c *writeCountConn) SetWriteDeadline(t time.Time) error {
+	c.l.deadlines.Add(1)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *writeCountConn) SetDeadline(t time.Time) error {
+	c.l.deadlines.Add(1)
+	return c.Conn.SetDeadline(t)
 }
 
 // writePathBodies are the response bodies of writePathHandler, by path:
@@ -77,9 +88,9 @@ func startCountingServers(t testing.TB, srv *Server) (ours, oracle string, oursL
 }
 
 // writesPerResponse makes keep-alive GETs of path on a connection to addr
-// and returns the writes l counted per response, once crypto/tls has sent
-// enough to use full-size records.
-func writesPerResponse(t testing.TB, addr, path string, l *writeCountListener) float64 {
+// and returns the writes and the write deadline changes l counted per
+// response, once crypto/tls has sent enough to use full-size records.
+func writesPerResponse(t testing.TB, addr, path string, l *writeCountListener) (writes, deadlines float64) {
 	t.Helper()
 	c := newBenchClient(t, addr)
 	req := []byte("GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -88,39 +99,49 @@ func writesPerResponse(t testing.TB, addr, path string, l *writeCountListener) f
 		require.NoError(t, c.roundTrip(req))
 	}
 	const n = 20
-	before := l.writes.Load()
+	w0, d0 := l.writes.Load(), l.deadlines.Load()
 	for range n {
 		require.NoError(t, c.roundTrip(req))
 	}
-	return float64(l.writes.Load()-before) / n
+	return float64(l.writes.Load()-w0) / n, float64(l.deadlines.Load()-d0) / n
 }
 
 // TestHTTP1WritesPerResponse counts the writes to the network connection
 // (TLS records, write system calls) per keep-alive response: a small
 // response's head and body go in one, and no response takes more than
 // net/http's server takes for it, with the response rate floor on (the
-// default) or off.
+// default) or off. It counts the write deadline changes too: with the floor
+// on, back-to-back responses keep the deadline in force (net/http, without
+// WriteTimeout, sets none).
 func TestHTTP1WritesPerResponse(t *testing.T) {
 	tests := []struct {
-		path string
-		want float64 // at most, with the floor on or off
+		path      string
+		want      float64 // writes, at most, with the floor on or off
+		deadlines float64 // deadline changes with the floor on, at most
 	}{
-		{"/small", 1},
-		{"/1k", 1},
+		{"/small", 1, 0.5},
+		{"/1k", 1, 0.5},
 		// The head and the first 4 KiB fill the connection's writer; the
-		// rest goes to crypto/tls at once, in 16 KiB records.
-		{"/64k", 5},
+		// rest goes to crypto/tls at once, in 16 KiB records, under the
+		// deadline of a window, which the next response's first 4 KiB
+		// replace.
+		{"/64k", 5, 2},
 	}
 	for _, floor := range []int64{0, -1} {
 		t.Run(fmt.Sprintf("MinResponseRate=%d", floor), func(t *testing.T) {
 			ours, oracle, oursL, oracleL := startCountingServers(t, &Server{MinResponseRate: floor})
 			for _, tt := range tests {
 				t.Run(tt.path[1:], func(t *testing.T) {
-					got := writesPerResponse(t, ours, tt.path, oursL)
-					theirs := writesPerResponse(t, oracle, tt.path, oracleL)
-					t.Logf("writes per response: httpsrv %.2f, net/http %.2f", got, theirs)
+					got, deadlines := writesPerResponse(t, ours, tt.path, oursL)
+					theirs, _ := writesPerResponse(t, oracle, tt.path, oracleL)
+					t.Logf("per response: writes: httpsrv %.2f, net/http %.2f; write deadline changes: httpsrv %.2f", got, theirs, deadlines)
 					assert.LessOrEqual(t, got, tt.want)
 					assert.LessOrEqual(t, got, theirs, "more writes than net/http")
+					if floor == 0 {
+						assert.LessOrEqual(t, deadlines, tt.deadlines, "write deadline changes")
+					} else {
+						assert.Zero(t, deadlines, "write deadline changes with the floor off")
+					}
 				})
 			}
 		})
