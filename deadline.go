@@ -530,10 +530,11 @@ func (d *connDeadlines) hijacked() {
 // requires that d.wmu is held.
 //
 // A deadline already in force that is earlier than the floor's by less
-// than 1/64 of the piece's time (80 ms at the defaults) is kept instead:
-// the piece is allowed a little less, and writes that follow each other
+// than 1/64 of the piece's time is kept instead (78 ms for a response's
+// first write at the defaults, whose time is the 5 s grace period): the
+// piece is allowed up to 1.6% less, and writes that follow each other
 // closely, a response after another on a busy keep-alive connection,
-// change the deadline once every 80 ms instead of once each.
+// change the deadline once every 78 ms instead of once each.
 func (d *connDeadlines) pieceDeadlineLocked(n int) (start, dl time.Time) {
 	start = time.Now()
 	dl = d.writeFloor.deadline(start, n)
