@@ -1,6 +1,7 @@
 package httpsrv
 
 import (
+	"crypto/tls"
 	"io"
 	"math"
 	"net"
@@ -9,17 +10,27 @@ import (
 	"time"
 )
 
-// floorPiece is the largest single write made under the response rate
-// floor. A larger write is split, so that each piece gets a deadline
-// sized for it and the credit earned by the pieces before it: one
-// deadline for a whole multi-megabyte write would either cut an honest
-// client reading well above the floor or let a stalled one hold the
-// connection for hours. A piece may block at most the grace period plus
-// its size at the floor rate, so the piece size is also how long a
-// stalled reader that earned credit is kept: 4 KiB, the size of the
-// connection's write buffer, gives about 22 s at the default floor,
-// which slowhttptest's slow-read attack needs to be cut within its run
-// (16 KiB pieces, one TLS record each, gave 73 s and let it through).
+// floorPiece sets how much a client that blocks a response write must
+// take, and how soon, under the response rate floor: a write may block
+// at most the grace period plus floorPiece bytes at the floor rate without
+// the client taking floorPiece bytes (about 22 s at the default floor),
+// however much credit a fast start earned, which slowhttptest's
+// slow-read attack needs to be cut within its run (16 KiB, one TLS
+// record, gave 73 s and let it through). One deadline for a whole
+// multi-megabyte write would either cut an honest client reading well
+// above the floor or let a stalled one hold the connection for hours.
+//
+// Where a write that a deadline interrupted can go on (a plaintext TCP
+// connection, or the TCP connection under a TLS layer that ServeTLS
+// made: see windowsLocked), a write larger than floorPiece goes to the
+// connection whole and is timed in windows of half that time, in each
+// of which the client must take half of floorPiece (in proportion when
+// the credit or an outer deadline ends the window sooner; see
+// rateFloor.window): so crypto/tls sends it in full-size records, one
+// write system call each, as under net/http, and a client that stops
+// reading is cut within two windows. Elsewhere (another TLS layer, and
+// sendfile), the write goes out in pieces of floorPiece bytes, each
+// with its own deadline.
 const floorPiece = 4 << 10
 
 // phaseDeadline bounds a phase of a connection before a protocol engine
@@ -96,6 +107,23 @@ type connDeadlines struct {
 	writeLimit time.Time
 	// writeSet is the write deadline in force on rwc.
 	writeSet time.Time
+
+	// The windows of a long write under the response floor (see
+	// floorPiece), guarded by wmu. winKnown is set once windowsLocked has
+	// looked at rwc; then winUnder is the countConn under rwc's TLS layer,
+	// through which writeUnder times the write, or winPlain says that
+	// rwc itself can resume a write (plaintext TCP), if either. winActive
+	// is set while a write is timed by windows; the window in progress
+	// started at winStart, when underBytes was winFrom, ends at winEnd
+	// (the deadline in force) and needs winNeed bytes to be followed by
+	// another.
+	winKnown, winPlain, winActive bool
+	winUnder                      *countConn
+	winStart, winEnd              time.Time
+	winFrom, winNeed              int64
+	// underBytes counts the bytes writeUnder wrote: the TLS records, or
+	// the plaintext, of the connection's windowed writes.
+	underBytes atomic.Int64
 }
 
 // setRead puts the read deadline t (zero for none) on the connection.
@@ -151,8 +179,12 @@ func (d *connDeadlines) startBody(srv *Server, readLimit time.Time) {
 	d.readFloor.start(srv.minRequestBodyRate(), srv.minRateGracePeriod(), readLimit)
 }
 
-// endRequest disarms the floors and clears the write deadline once a
-// response is complete. The read deadline is the next phase's to set.
+// endRequest disarms the floors once a response is complete. The write
+// deadline of the response stays on the connection until the next write
+// replaces it (every write of the engine goes through write or readFrom,
+// which put the deadline it needs in force), so that back-to-back
+// requests cost no deadline change to clear it; a hijack clears it. The
+// read deadline is the next phase's to set.
 func (d *connDeadlines) endRequest() {
 	d.readFloor.off()
 	d.bodyLimit.Store(false)
@@ -162,7 +194,6 @@ func (d *connDeadlines) endRequest() {
 	d.writeFloor.off()
 	d.writeLimit = time.Time{}
 	d.writeByHandler = false
-	d.applyWriteLocked(time.Time{})
 }
 
 // read reads request body bytes from the connection, under the body floor
@@ -268,8 +299,10 @@ func (d *connDeadlines) applyWriteLocked(t time.Time) error {
 }
 
 // write writes response bytes to the connection: under the response floor
-// while it is armed, in pieces of at most floorPiece bytes each with its
-// own deadline; else under writeLimit.
+// while it is armed, whole and timed by windows when p is larger than
+// floorPiece and the connection allows it, else in pieces of at most
+// floorPiece bytes each with its own deadline; under writeLimit when the
+// floor is off.
 func (d *connDeadlines) write(p []byte) (int, error) {
 	f := &d.writeFloor
 	written := 0
@@ -282,6 +315,10 @@ func (d *connDeadlines) write(p []byte) (int, error) {
 			if err != nil {
 				d.writeFailed(err)
 			}
+			return written + n, err
+		}
+		if len(p) > floorPiece && d.windowsLocked() {
+			n, err := d.writeWindowsLocked(p)
 			return written + n, err
 		}
 		piece := p[:min(len(p), floorPiece)]
@@ -297,6 +334,134 @@ func (d *connDeadlines) write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// windowsLocked reports whether a write can be timed by windows on this
+// connection: whether a write that the window's deadline interrupts can
+// go on. A TLS layer cannot (crypto/tls fails every later write once one
+// has timed out), but the connection under it can, where the server made
+// the layer and so can watch its writes (countConn, under ServeTLS); so
+// can a plaintext TCP or Unix connection. It requires that d.wmu is held.
+func (d *connDeadlines) windowsLocked() bool {
+	if !d.winKnown {
+		d.winKnown = true
+		if tc, ok := d.rwc.(*tls.Conn); ok {
+			if cc, ok := tc.NetConn().(*countConn); ok {
+				d.winUnder = cc
+				cc.windows.Store(d)
+			}
+		} else {
+			d.winPlain = resumableConn(d.rwc)
+		}
+	}
+	return d.winUnder != nil || d.winPlain
+}
+
+// resumableConn reports whether c is a connection whose write, once
+// interrupted by its deadline, goes on when the deadline is moved: a TCP
+// or Unix connection, possibly under the server's own wrappers. (The
+// net.Conn contract promises it of every connection; this trusts it only
+// where the connection is known.)
+func resumableConn(c net.Conn) bool {
+	if pc, ok := c.(*prefaceConn); ok {
+		c = pc.Conn
+	}
+	if pc, ok := c.(*proxyConn); ok {
+		c = pc.Conn
+	}
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
+}
+
+// writeWindowsLocked writes p, larger than floorPiece, to the connection
+// whole, timed by windows under the response floor: crypto/tls (or the
+// kernel) then sends it in full-size records and system calls, and
+// writeUnder decides at the end of each window whether the write goes on.
+// It requires that d.wmu is held, and releases it.
+func (d *connDeadlines) writeWindowsLocked(p []byte) (int, error) {
+	f := &d.writeFloor
+	d.winActive = true
+	from := d.underBytes.Load()
+	d.startWindowLocked(time.Now())
+	d.wmu.Unlock()
+	var n int
+	var err error
+	if d.winUnder != nil {
+		n, err = d.rwc.Write(p)
+	} else {
+		n, err = d.writeUnder(d.rwc, p)
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.winActive = false
+	if f.on.Load() {
+		// Still the floor's write, not one whose deadline the handler
+		// took over meanwhile.
+		moved := d.underBytes.Load()
+		f.done(int(moved-d.winFrom), time.Since(d.winStart))
+		// The credit is earned by what the handler wrote, not by the
+		// TLS layer's overhead.
+		f.bytes += int64(n) - (moved - from)
+		if err != nil {
+			d.writeTimedOutLocked(err, floorKind(f, d.winEnd, timeoutWrite, floorResponse))
+		}
+	}
+	return n, err
+}
+
+// startWindowLocked starts a window at now and puts its end on the
+// connection as the write deadline. It reports whether the window has any
+// time. It requires that d.wmu is held.
+func (d *connDeadlines) startWindowLocked(now time.Time) bool {
+	d.winStart, d.winFrom = now, d.underBytes.Load()
+	d.winEnd, d.winNeed = d.writeFloor.window(now, floorPiece)
+	d.writeSet = d.winEnd
+	d.rwc.SetWriteDeadline(d.winEnd)
+	return d.winEnd.After(now)
+}
+
+// writeUnder writes p to nc, the connection under rwc's TLS layer (called
+// by countConn.Write, once per record) or rwc itself. While a write is
+// timed by windows, a write that the window's deadline interrupts goes on
+// under the next window if the client took the bytes the window needed.
+// Outside of one (the engine's other writes, crypto/tls's close_notify,
+// and after a hijack none come here), it is nc.Write.
+func (d *connDeadlines) writeUnder(nc net.Conn, p []byte) (int, error) {
+	written := 0
+	for {
+		n, err := nc.Write(p[written:])
+		written += n
+		d.underBytes.Add(int64(n))
+		if err == nil || written == len(p) || !d.nextWindow(err) {
+			return written, err
+		}
+	}
+}
+
+// nextWindow reports whether a windowed write that failed with err goes
+// on: err is the deadline of the window in progress, the floor is still
+// armed, and the client took the bytes the window needed; it then records
+// the window in the floor and starts the next.
+func (d *connDeadlines) nextWindow(err error) bool {
+	if !isTimeout(err) {
+		return false
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if !d.winActive || !d.writeFloor.on.Load() || !d.writeSet.Equal(d.winEnd) {
+		// The handler's deadline, or not a windowed write's.
+		return false
+	}
+	now := time.Now()
+	moved := d.underBytes.Load() - d.winFrom
+	if now.Before(d.winEnd) || moved < d.winNeed {
+		return false
+	}
+	d.writeFloor.done(int(moved), now.Sub(d.winStart))
+	return d.startWindowLocked(now)
 }
 
 // readFrom copies src to the connection with rf, the connection's own
@@ -355,14 +520,27 @@ func (d *connDeadlines) hijacked() {
 	d.rwc.SetDeadline(time.Time{})
 	d.readSet.Store(false)
 	d.writeSet = time.Time{}
+	if d.winUnder != nil {
+		d.winUnder.windows.Store(nil)
+	}
 }
 
 // pieceDeadlineLocked puts the floor's deadline for a piece of n bytes
 // starting now on the connection, and returns now and the deadline. It
 // requires that d.wmu is held.
+//
+// A deadline already in force that is earlier than the floor's by less
+// than 1/64 of the piece's time is kept instead (78 ms for a response's
+// first write at the defaults, whose time is the 5 s grace period): the
+// piece is allowed up to 1.6% less, and writes that follow each other
+// closely, a response after another on a busy keep-alive connection,
+// change the deadline once every 78 ms instead of once each.
 func (d *connDeadlines) pieceDeadlineLocked(n int) (start, dl time.Time) {
 	start = time.Now()
 	dl = d.writeFloor.deadline(start, n)
+	if set := d.writeSet; !set.IsZero() && !set.After(dl) && dl.Sub(set) <= dl.Sub(start)/64 {
+		return start, set
+	}
 	d.writeSet = dl
 	d.rwc.SetWriteDeadline(dl)
 	return start, dl

@@ -340,6 +340,12 @@ type countConn struct {
 	hsHeld     bool
 	hsDeadline time.Time
 	hrr        hrrWatch
+
+	// windows, once the HTTP/1 engine has timed a write by windows on
+	// the connection (and until a hijack), writes under the TLS layer
+	// for it, so that a write the window's deadline interrupted can go
+	// on (connDeadlines.writeUnder).
+	windows atomic.Pointer[connDeadlines]
 }
 
 func (c *countConn) Read(p []byte) (int, error) {
@@ -363,6 +369,9 @@ func (c *countConn) Read(p []byte) (int, error) {
 func (c *countConn) Write(p []byte) (int, error) {
 	if c.hsHeld {
 		c.handshakeWrite(p)
+	}
+	if d := c.windows.Load(); d != nil {
+		return d.writeUnder(c.Conn, p)
 	}
 	return c.Conn.Write(p)
 }

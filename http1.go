@@ -487,7 +487,8 @@ func headerGet(h http.Header, key string) string {
 const errorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 
 // writeRequestError answers a request that could not be read, with net/http's
-// exact bytes, straight to the connection; read errors get no answer.
+// exact bytes, straight to the connection (through h.dl, which clears the
+// previous response's write deadline); read errors get no answer.
 func (h *h1conn) writeRequestError(err error) {
 	re, ok := err.(*requestError)
 	if !ok {
@@ -501,7 +502,7 @@ func (h *h1conn) writeRequestError(err error) {
 	case http.StatusRequestHeaderFieldsTooLarge:
 		const publicErr = "431 Request Header Fields Too Large"
 		b = append(b, "HTTP/1.1 "+publicErr+errorHeaders+publicErr...)
-		h.rwc.Write(b)
+		h.dl.write(b)
 		h.closeWriteAndWait()
 		return
 	case http.StatusNotImplemented:
@@ -518,7 +519,7 @@ func (h *h1conn) writeRequestError(err error) {
 		b = append(b, errorHeaders...)
 		b = append(b, status...)
 	}
-	h.rwc.Write(b)
+	h.dl.write(b)
 	// The rest of the bad request may still be arriving: the parser
 	// answered as soon as it saw the fault.
 	h.closeWriteAndWait()

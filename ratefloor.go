@@ -1,6 +1,7 @@
 package httpsrv
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -62,4 +63,29 @@ func (f *rateFloor) done(n int, elapsed time.Duration) {
 // bytesAt is the time n bytes take at rate bytes per second.
 func bytesAt(n int64, rate float64) time.Duration {
 	return time.Duration(float64(n) / rate * float64(time.Second))
+}
+
+// window returns the end of a window of blocked time that starts at now,
+// within a long write timed by windows (see floorPiece), and the bytes the
+// client must take in it for the write to go on. A full window is half the
+// time one operation of piece bytes may block (the grace period plus piece
+// at the rate), and needs half of piece, so that a client that stops
+// taking bytes is cut within two windows, the time one such operation is
+// allowed. The credit left, or the outer deadline, ends a window sooner,
+// and the bytes it needs shrink in proportion; end is not after now when
+// there is no time left.
+func (f *rateFloor) window(now time.Time, piece int) (end time.Time, need int64) {
+	full := (f.grace + bytesAt(int64(piece), f.rate)) / 2
+	credit := f.grace + bytesAt(f.bytes, f.rate) - f.blocked
+	end = now.Add(min(full, credit))
+	if !f.limit.IsZero() && f.limit.Before(end) {
+		end = f.limit
+	}
+	length := end.Sub(now)
+	if length <= 0 || full <= 0 {
+		return end, 0
+	}
+	// Rounded up, so that a window always needs at least one byte.
+	need = int64(math.Ceil(float64(piece/2) * float64(length) / float64(full)))
+	return end, need
 }
