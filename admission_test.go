@@ -607,6 +607,30 @@ func TestYieldToNetwork(t *testing.T) {
 	assert.Zero(t, p.kept())
 }
 
+// TestYieldToNetworkPolled checks that a yield is woken by the network
+// poller, yield after yield on the same descriptor, and not by the bound
+// on its wait (maxYieldWait): the eventfd a Linux yield writes to is never
+// read back, so each write must still be a new event for the poller. A
+// machine stalled for longer than the bound may time out a few; a
+// descriptor whose writes stopped being events would time out all but
+// the first.
+func TestYieldToNetworkPolled(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("yields use runtime.Gosched outside Unix")
+	}
+	var p yieldPool
+	t.Cleanup(p.close)
+	const yields = 100
+	polled := 0
+	for range yields {
+		if p.yieldToNetwork() {
+			polled++
+		}
+	}
+	assert.Greater(t, polled, yields/2, "yields woken by the poller")
+	assert.Equal(t, 1, p.kept(), "one descriptor, reused by every yield")
+}
+
 // TestHandshakeSlotFreeDuringGetCertificate checks that a GetCertificate
 // of the caller's that waits (for a certificate store, or, like autocert's,
 // for a certificate to be issued, whose TLS-ALPN-01 challenge is itself a
