@@ -631,6 +631,42 @@ func TestYieldToNetworkPolled(t *testing.T) {
 	assert.Equal(t, 1, p.kept(), "one descriptor, reused by every yield")
 }
 
+// TestHandshakeLimitAllocs checks that the handshake limit's steps that
+// run for most handshakes under a steady stream of them (issue 9) do not
+// allocate: the yield, the timer of a wait for a slot, and the peek for a
+// client gone while its handshake waited (one allocation: the socket's
+// RawConn).
+func TestHandshakeLimitAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	ln := localListener(t)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { server.Close() })
+	var yields yieldPool
+	t.Cleanup(yields.close)
+
+	tests := []struct {
+		name string
+		max  float64
+		fn   func()
+	}{
+		{"yield", 0, func() { yields.yieldToNetwork() }},
+		{"slot wait timer", 0, func() { putSlotTimer(getSlotTimer(time.Minute)) }},
+		{"peer check", 1, func() { peerClosed(server) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.fn() // the pools' first element
+			assert.LessOrEqual(t, testing.AllocsPerRun(100, tt.fn), tt.max)
+		})
+	}
+}
+
 // TestHandshakeSlotFreeDuringGetCertificate checks that a GetCertificate
 // of the caller's that waits (for a certificate store, or, like autocert's,
 // for a certificate to be issued, whose TLS-ALPN-01 challenge is itself a
