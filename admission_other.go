@@ -17,8 +17,12 @@ func getRlimitNoFile() (uint64, error) {
 // yieldPool is empty outside Unix; see admission_unix.go.
 type yieldPool struct{}
 
-// yieldToNetwork yields with runtime.Gosched; see admission_unix.go.
-func (*yieldPool) yieldToNetwork() { runtime.Gosched() }
+// yieldToNetwork yields with runtime.Gosched and reports false: the
+// poller did not wake it; see admission_unix.go.
+func (*yieldPool) yieldToNetwork() bool {
+	runtime.Gosched()
+	return false
+}
 
 func (*yieldPool) close() {}
 

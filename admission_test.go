@@ -607,6 +607,66 @@ func TestYieldToNetwork(t *testing.T) {
 	assert.Zero(t, p.kept())
 }
 
+// TestYieldToNetworkPolled checks that a yield is woken by the network
+// poller, yield after yield on the same descriptor, and not by the bound
+// on its wait (maxYieldWait): the eventfd a Linux yield writes to is never
+// read back, so each write must still be a new event for the poller. A
+// machine stalled for longer than the bound may time out a few; a
+// descriptor whose writes stopped being events would time out all but
+// the first.
+func TestYieldToNetworkPolled(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("yields use runtime.Gosched outside Unix")
+	}
+	var p yieldPool
+	t.Cleanup(p.close)
+	const yields = 100
+	polled := 0
+	for range yields {
+		if p.yieldToNetwork() {
+			polled++
+		}
+	}
+	assert.Greater(t, polled, yields/2, "yields woken by the poller")
+	assert.Equal(t, 1, p.kept(), "one descriptor, reused by every yield")
+}
+
+// TestHandshakeLimitAllocs checks that the handshake limit's steps that
+// run for most handshakes under a steady stream of them (issue 9) do not
+// allocate: the yield, the timer of a wait for a slot, and the peek for a
+// client gone while its handshake waited (one allocation: the socket's
+// RawConn).
+func TestHandshakeLimitAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	ln := localListener(t)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { server.Close() })
+	var yields yieldPool
+	t.Cleanup(yields.close)
+
+	tests := []struct {
+		name string
+		max  float64
+		fn   func()
+	}{
+		{"yield", 0, func() { yields.yieldToNetwork() }},
+		{"slot wait timer", 0, func() { putSlotTimer(getSlotTimer(time.Minute)) }},
+		{"peer check", 1, func() { peerClosed(server) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.fn() // the pools' first element
+			assert.LessOrEqual(t, testing.AllocsPerRun(100, tt.fn), tt.max)
+		})
+	}
+}
+
 // TestHandshakeSlotFreeDuringGetCertificate checks that a GetCertificate
 // of the caller's that waits (for a certificate store, or, like autocert's,
 // for a certificate to be issued, whose TLS-ALPN-01 challenge is itself a

@@ -23,30 +23,48 @@ func getRlimitNoFile() (uint64, error) {
 }
 
 // netYielder parks a goroutine until the scheduler next polls the network;
-// see yieldToNetwork.
+// see yieldToNetwork. It is a descriptor in the network poller that the
+// yield makes readable: an eventfd on Linux, where every write is an event
+// and nothing needs to be read back, or the read end of a pipe elsewhere.
 type netYielder struct {
-	r, w *os.File
-	rc   syscall.RawConn // of r
-	wfd  int             // w's descriptor, non-blocking
+	r  *os.File        // the descriptor the yield waits on
+	w  *os.File        // the pipe's write end; nil for an eventfd
+	rc syscall.RawConn // of r
+	// wfd is the descriptor the yield writes to, non-blocking: w's, or
+	// r's own for an eventfd.
+	wfd int
+	// counter is set for an eventfd: a write adds wbuf to its counter and
+	// wakes the poller each time, so the yield writes and reads nothing
+	// back (the counter, 2^64-2 at most, cannot fill up).
+	counter bool
+	wbuf    []byte // what a yield writes: one byte, or an eventfd's 1
+
+	// deadline is r's read deadline, which bounds a yield (maxYieldWait)
+	// and is renewed only when less than half of it is left, so that a
+	// yield does not reset the poller's timer each time.
+	deadline time.Time
 
 	// The state of one yield, and step, the function rc.Read runs, made
 	// once so that a yield does not allocate.
 	first, ok bool
-	buf       [1]byte
+	rbuf      [1]byte
 	step      func(fd uintptr) bool
 }
 
-// yieldPool keeps the pipes of a handshake limiter's yields. Each pipe is
-// used by one goroutine at a time; no more are made than handshakes yield
-// at once (at most the slots, plus the callbacks' re-takes), and those
-// kept are closed with the server (Server.closeHandshakeLimit).
+// yieldPool keeps the descriptors (netYielder) of a handshake limiter's
+// yields. Each is used by one goroutine at a time; no more are made than
+// handshakes yield at once (at most the slots, plus the callbacks'
+// re-takes), and those kept are closed with the server
+// (Server.closeHandshakeLimit).
 type yieldPool struct {
 	mu     sync.Mutex
 	free   []*netYielder
 	closed bool
 }
 
-// maxYieldWait bounds a yield, in case the poller's event is not seen.
+// maxYieldWait bounds a yield, in case the poller's event is not seen. A
+// yield's deadline is renewed once half of it is gone, so a yield waits
+// between maxYieldWait/2 and maxYieldWait at most.
 const maxYieldWait = 100 * time.Millisecond
 
 // yieldToNetwork lets the goroutines that are waiting for the network run
@@ -56,45 +74,56 @@ const maxYieldWait = 100 * time.Millisecond
 // puts it in a queue the scheduler also empties before polling). Under a
 // flood of handshakes the run queues never empty, and a request that
 // arrives on an established connection waits for the monitor's poll, then
-// behind the handshakes queued by then. Parking on a pipe that the caller
-// has just written to makes it runnable at the next network poll, with
+// behind the handshakes queued by then. Parking on a descriptor that the
+// caller has just written to makes it runnable at the next network poll, with
 // the connections that became readable meanwhile, so that its handshake
-// is computed after the requests that were waiting. The cost is a write
-// and a read on a pipe. Without a pipe (out of descriptors) it yields with
-// runtime.Gosched.
-func (p *yieldPool) yieldToNetwork() {
+// is computed after the requests that were waiting. The cost is one write
+// to an eventfd on Linux (a write and a read on a pipe elsewhere), and the
+// poll. Without a descriptor (out of them) it yields with runtime.Gosched.
+// It reports whether the poller woke it, which it does unless the yield
+// failed or took maxYieldWait.
+func (p *yieldPool) yieldToNetwork() bool {
 	y := p.get()
 	if y == nil {
 		runtime.Gosched()
-		return
+		return false
 	}
 	y.first, y.ok = true, false
-	y.r.SetReadDeadline(time.Now().Add(maxYieldWait))
+	if now := time.Now(); y.deadline.Sub(now) < maxYieldWait/2 {
+		y.deadline = now.Add(maxYieldWait)
+		y.r.SetReadDeadline(y.deadline)
+	}
 	if err := y.rc.Read(y.step); err != nil || !y.ok {
 		y.close()
-		return
+		return false
 	}
 	p.put(y)
+	return true
 }
 
-// readStep is rc.Read's function for a yield: the first call writes the
-// byte, after Read has reset the descriptor's readiness, so that the
-// poller's event cannot be missed, and parks until the poller reports it;
-// the second reads it back.
+// readStep is rc.Read's function for a yield: the first call writes,
+// after Read has reset the descriptor's readiness, so that the poller's
+// event cannot be missed, and parks until the poller reports it; the
+// second reads the pipe's byte back (an eventfd's counter is left as it
+// is).
 func (y *netYielder) readStep(fd uintptr) bool {
 	if y.first {
 		y.first = false
-		if _, err := syscall.Write(y.wfd, y.buf[:]); err != nil {
+		if _, err := syscall.Write(y.wfd, y.wbuf); err != nil {
 			return true
 		}
-		return false // park until the poller reports the byte
+		return false // park until the poller reports the write
 	}
-	_, rerr := syscall.Read(int(fd), y.buf[:])
+	if y.counter {
+		y.ok = true
+		return true
+	}
+	_, rerr := syscall.Read(int(fd), y.rbuf[:])
 	y.ok = rerr == nil
 	return true
 }
 
-// get returns a pipe from the pool, or a new one, or nil.
+// get returns a yielder from the pool, or a new one, or nil.
 func (p *yieldPool) get() *netYielder {
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
@@ -120,14 +149,14 @@ func (p *yieldPool) put(y *netYielder) {
 	}
 }
 
-// kept returns the number of pipes kept for the next yields.
+// kept returns the number of yielders kept for the next yields.
 func (p *yieldPool) kept() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.free)
 }
 
-// close closes the pipes kept; those in use are closed when put back.
+// close closes the yielders kept; those in use are closed when put back.
 func (p *yieldPool) close() {
 	p.mu.Lock()
 	free := p.free
@@ -138,21 +167,32 @@ func (p *yieldPool) close() {
 	}
 }
 
-// newNetYielder returns a new pipe for yieldToNetwork, or nil.
+// newNetYielder returns a new descriptor for yieldToNetwork, or nil.
 func newNetYielder() *netYielder {
+	y := openYielder()
+	if y == nil {
+		return nil
+	}
+	y.step = y.readStep
+	rc, err := y.r.SyscallConn()
+	if err != nil {
+		y.close()
+		return nil
+	}
+	y.rc = rc
+	return y
+}
+
+// newPipeYielder returns a yielder on a new pipe, or nil.
+func newPipeYielder() *netYielder {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil
 	}
-	y := &netYielder{r: r, w: w, wfd: -1}
-	y.step = y.readStep
-	rc, err := r.SyscallConn()
+	y := &netYielder{r: r, w: w, wfd: -1, wbuf: []byte{0}}
+	wrc, err := w.SyscallConn()
 	if err == nil {
-		y.rc = rc
-		var wrc syscall.RawConn
-		if wrc, err = w.SyscallConn(); err == nil {
-			err = wrc.Control(func(fd uintptr) { y.wfd = int(fd) })
-		}
+		err = wrc.Control(func(fd uintptr) { y.wfd = int(fd) })
 	}
 	if err != nil || y.wfd < 0 {
 		y.close()
@@ -163,7 +203,9 @@ func newNetYielder() *netYielder {
 
 func (y *netYielder) close() {
 	y.r.Close()
-	y.w.Close()
+	if y.w != nil {
+		y.w.Close()
+	}
 }
 
 // peerClosed reports whether the client has closed or reset c: a
@@ -194,13 +236,31 @@ func peekByte(c net.Conn) (n int, err error, ok bool) {
 	if rerr != nil {
 		return 0, nil, false
 	}
-	var b [1]byte
-	cerr := rc.Control(func(fd uintptr) {
-		n, _, err = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|msgDontWait)
-	})
-	if cerr != nil {
+	p := peekers.Get().(*peeker)
+	defer peekers.Put(p)
+	if cerr := rc.Control(p.fn); cerr != nil {
 		// Closed: as good as gone.
 		return 0, cerr, true
 	}
-	return n, err, true
+	return p.n, p.err, true
+}
+
+// peeker holds a peek's buffer and results, and fn, the function Control
+// runs, made once: a closure over local variables would cost peekByte
+// four allocations each time.
+type peeker struct {
+	b   [1]byte
+	n   int
+	err error
+	fn  func(fd uintptr)
+}
+
+var peekers = sync.Pool{New: func() any {
+	p := new(peeker)
+	p.fn = p.peek
+	return p
+}}
+
+func (p *peeker) peek(fd uintptr) {
+	p.n, _, p.err = syscall.Recvfrom(int(fd), p.b[:], syscall.MSG_PEEK|msgDontWait)
 }

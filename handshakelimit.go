@@ -118,8 +118,8 @@ var errHandshakePeerGone = fmt.Errorf("httpsrv: the client closed the connection
 // a flood of handshakes the processors would be kept busy with them, and
 // requests on established connections would wait behind all of them. The
 // yield lets each handshake compute only once the requests that were
-// waiting have run; it costs a pipe write, a poll and a read, and only
-// when handshakes are busy.
+// waiting have run; it costs a write to an eventfd (on Linux) and a poll,
+// and only when handshakes are busy.
 func (h *handshakeLimiter) take(deadline time.Time) (waited bool, err error) {
 	select {
 	case h.sem <- struct{}{}:
@@ -138,8 +138,8 @@ func (h *handshakeLimiter) take(deadline time.Time) (waited bool, err error) {
 		if d <= 0 {
 			return true, h.timedOut()
 		}
-		t := time.NewTimer(d)
-		defer t.Stop()
+		t := getSlotTimer(d)
+		defer putSlotTimer(t)
 		expired = t.C
 	}
 	select {
@@ -152,6 +152,33 @@ func (h *handshakeLimiter) take(deadline time.Time) (waited bool, err error) {
 	h.lastTake.Store(time.Now().UnixNano())
 	h.yields.yieldToNetwork()
 	return true, nil
+}
+
+// slotTimers keeps the stopped timers of the waits for a slot: under a
+// steady stream of handshakes most of them wait, and a new timer costs
+// three allocations.
+var slotTimers sync.Pool // of *time.Timer
+
+// getSlotTimer returns a timer that fires after d.
+func getSlotTimer(d time.Duration) *time.Timer {
+	if t, ok := slotTimers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+// putSlotTimer stops t and keeps it for another wait. A value it sent and
+// nobody received is drained, in case the program runs with the timer
+// channels of Go before 1.23 (GODEBUG asynctimerchan=1), which keep it.
+func putSlotTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	slotTimers.Put(t)
 }
 
 // timedOut counts a wait cut by the handshake timeout and returns its
