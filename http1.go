@@ -139,9 +139,13 @@ type h1conn struct {
 	bufr *bufio.Reader // nil once released
 	bufw *bufio.Writer // writes through connErrorWriter; nil once released
 
-	// cancel cancels the connection context, and with it every request
-	// context. Safe for concurrent use.
+	// cancel is cancelConn, as a func value for the writers. Immutable.
 	cancel context.CancelFunc
+
+	// gone is set once the connection has failed (a read or write
+	// error): the request in progress, and any read after it, have their
+	// contexts cancelled. See cancelConn.
+	gone atomic.Bool
 
 	// werr records that a write to rwc failed. Written by whichever
 	// goroutine writes the response.
@@ -166,7 +170,7 @@ type h1conn struct {
 }
 
 // connErrorWriter writes to the connection, notes the first write error and
-// cancels the connection context when one happens.
+// cancels the connection (cancelConn) when one happens.
 type connErrorWriter struct{ h *h1conn }
 
 func (w connErrorWriter) Write(p []byte) (int, error) {
@@ -193,13 +197,12 @@ func (c *conn) serveHTTP1(ctx context.Context) {
 			c.tlsState = &st
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 
 	if c.srv.minResponseRate() > 0 {
 		limitUnsentBytes(c.netConn(), maxUnsentBytes)
 	}
-	h := &h1conn{c: c, srv: c.srv, rwc: c.rwc, cancel: cancel}
+	h := &h1conn{c: c, srv: c.srv, rwc: c.rwc}
+	h.cancel = h.cancelConn
 	h.dl.rwc = c.rwc
 	h.dl.stats = &c.srv.stats
 	h.cr.init(h)
@@ -211,6 +214,19 @@ func (c *conn) serveHTTP1(ctx context.Context) {
 		h.release()
 	}()
 	h.serve(ctx)
+}
+
+// cancelConn records that the connection has failed, and cancels the
+// context of the request in progress, if any, as net/http's connection
+// context would: request contexts are not children of a connection
+// context here, which would cost a cancelCtx, a children map and a done
+// channel per connection, and a lock and map update per request. Safe for
+// concurrent use.
+func (h *h1conn) cancelConn() {
+	h.gone.Store(true)
+	if w := h.cur.Load(); w != nil {
+		w.cancelCtx()
+	}
 }
 
 // release returns the buffers to their pools, flushing what is buffered,
@@ -315,6 +331,11 @@ func (h *h1conn) serve(ctx context.Context) {
 		}
 
 		h.cur.Store(w)
+		if h.gone.Load() {
+			// The connection failed before the request was current
+			// (see cancelConn): its context is born cancelled.
+			w.cancelCtx()
+		}
 		h.cr.startHandler(w)
 		srv.stats.requestsHTTP1.Add(1)
 		srv.serveHTTP(w, req)
@@ -377,7 +398,7 @@ func (h *h1conn) waitNextRequest() bool {
 		h.releaseBuffers()
 		// A read error (the client half-closed, say) ends the
 		// connection once the requests it already sent are answered:
-		// as in net/http, it only cancelled the connection's context.
+		// as in net/http, it only cancelled the request in progress.
 		draining, err := h.cr.waitIdle(false, idleStart, idleLimit)
 		if err != nil && !h.cr.byteWaiting() {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
@@ -772,8 +793,8 @@ func (cr *connReader) release() {
 	cr.mu.Unlock()
 }
 
-// handleReadErrorLocked cancels the connection (and so the request) when
-// a read from the client fails. It requires that cr.mu is held.
+// handleReadErrorLocked cancels the connection (and so the request, see
+// cancelConn) when a read from the client fails. It requires that cr.mu is held.
 func (cr *connReader) handleReadErrorLocked() {
 	if cr.released {
 		return

@@ -199,3 +199,45 @@ func TestHTTP1UnwatchedHandlerNoBackgroundRead(t *testing.T) {
 		assert.False(t, <-bgSeen, "a background read ran for a handler that does not watch")
 	}
 }
+
+// TestHTTP1WriteErrorCancelsContext checks that a failed response write
+// cancels the request context, on both servers, for a handler that had
+// not looked at it before (so no background read ran): the connection's
+// failure reaches the request in progress (cancelConn).
+func TestHTTP1WriteErrorCancelsContext(t *testing.T) {
+	t.Parallel()
+	for _, oracle := range []bool{false, true} {
+		t.Run(fmt.Sprintf("oracle=%v", oracle), func(t *testing.T) {
+			t.Parallel()
+			started := make(chan struct{}, 1)
+			closed := make(chan struct{})
+			result := make(chan error, 1)
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				started <- struct{}{}
+				<-closed
+				chunk := []byte(strings.Repeat("x", 16<<10))
+				for {
+					if _, err := w.Write(chunk); err != nil {
+						break
+					}
+					if err := http.NewResponseController(w).Flush(); err != nil {
+						break
+					}
+				}
+				result <- context.Cause(r.Context())
+			})
+			p := startPair(t, h, nil)
+			addr := p.ours
+			if oracle {
+				addr = p.oracle
+			}
+			c := dialTLS(t, addr, "http/1.1")
+			_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			require.NoError(t, err)
+			waitChan(t, started)
+			c.Close()
+			close(closed)
+			assert.ErrorIs(t, waitResult(t, result), context.Canceled)
+		})
+	}
+}
