@@ -97,23 +97,21 @@ const newConnGrace = 5 * time.Second
 
 // waitFirstRequest waits, under the header deadline, for the first bytes
 // of the connection's first request, as waitNextRequest waits for the
-// next ones: on a background read, so that Shutdown can drain a new
-// connection as it drains an idle one, instead of closing it from another
-// goroutine with request bytes unread (net/http closes a connection still
-// in StateNew after five seconds, whatever it has received). It reports
-// whether a request may follow.
+// next ones: on an idle read, so that Shutdown can drain a new connection
+// as it drains an idle one, instead of closing it from another goroutine
+// with request bytes unread (net/http closes a connection still in
+// StateNew after five seconds, whatever it has received). It reports
+// whether a request may follow, and takes the connection's buffers if so.
 func (h *h1conn) waitFirstRequest() bool {
 	srv := h.srv
-	h.cr.ensureBackgroundRead() // clears the read deadline
 	headLimit := h.c.headDeadline
 	if headLimit.IsZero() {
 		if d := srv.readHeaderTimeout(); d > 0 {
 			headLimit = time.Now().Add(d)
 		}
 	}
-	h.dl.setRead(headLimit)
 	draining, err := h.cr.waitIdle(true, time.Time{}, headLimit)
-	if err != nil && h.bufr.Buffered() == 0 {
+	if err != nil && !h.cr.byteWaiting() {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
 			if draining {
 				h.closeDrained()
@@ -128,72 +126,97 @@ func (h *h1conn) waitFirstRequest() bool {
 		// deadline, not the drain's.
 		h.dl.setRead(headLimit)
 	}
+	h.acquireBuffers()
 	return true
 }
 
-// drainIdle wakes the connection's goroutine if it is waiting for the next
-// request, so that it sees that keep-alives are over and starts its drain.
-// It may be called with s.mu held: the lock order is s.mu, then cr.mu.
+// drainIdle brings the deadline of the connection's idle read forward to
+// the end of its drain, if it is waiting for the next request and
+// keep-alives are over for it (or, for a new connection, Shutdown has
+// started). It may be called with s.mu held: the lock order is s.mu, then
+// cr.mu.
 func (h *h1conn) drainIdle() {
-	// Taking the lock orders this wake after the waiter's check of
-	// doKeepAlives (the waiter holds the lock from the check until
-	// cond.Wait releases it), or the check sees keep-alives off: no wake
-	// is lost.
-	h.cr.mu.Lock()
-	//lint:ignore SA2001 the critical section is the ordering barrier above
-	h.cr.mu.Unlock()
-	h.cr.cond.Broadcast()
-}
-
-// ensureBackgroundRead starts a background read unless one is under way or
-// its byte is waiting. Called by the owner between requests.
-func (cr *connReader) ensureBackgroundRead() {
+	cr := &h.cr
 	cr.mu.Lock()
-	busy := cr.inRead || cr.hasByte || cr.released || cr.stopped
-	cr.mu.Unlock()
-	if !busy {
-		cr.startBackgroundRead()
+	defer cr.mu.Unlock()
+	// The waiter looks at doKeepAlives and the drain's bound under the
+	// lock when its wait starts: a change made before this call is seen
+	// either there or here, and no drain is lost.
+	if cr.idle && cr.drainLocked() {
+		h.dl.setRead(cr.idleLimit)
 	}
 }
 
-// waitIdle waits for the background read that is the wait for a request
-// to end, and returns the error that ended it, if any. idleLimit is the
-// read deadline in force (zero for none). While keep-alives are on nothing
-// else changes; once they are off, the read deadline is moved to the end
-// of the drain, or Shutdown's bound (drainEnd), if that is sooner, and
-// draining is true. The drain of an idle connection ends idleDrainPeriod
-// after idleStart. A new connection (first) drains only once Shutdown has
-// started, not for SetKeepAlivesEnabled(false), which is lasting and
+// waitIdle makes the idle read, the wait for the first byte of a request,
+// and returns the error that ended it, if any: on the connection's
+// goroutine, or, when a background read is still under way, by waiting
+// for that one, which serves instead. idleLimit is the read deadline to
+// put in force (zero for none); the drain may bring it forward (see
+// drainLocked), and draining then reports that it did. The drain of an
+// idle connection ends idleDrainPeriod after idleStart; that of a new
+// connection (first) newConnGrace after accept.
+func (cr *connReader) waitIdle(first bool, idleStart, idleLimit time.Time) (draining bool, err error) {
+	cr.mu.Lock()
+	cr.idle, cr.idleFirst, cr.draining = true, first, false
+	cr.idleStart, cr.idleLimit = idleStart, idleLimit
+	cr.drainLocked()
+	switch {
+	case cr.bgRead:
+		cr.h.dl.setRead(cr.idleLimit)
+		for cr.bgRead {
+			cr.cond.Wait()
+		}
+	case !cr.hasByte && !cr.released && !cr.stopped:
+		cr.h.dl.setRead(cr.idleLimit)
+		cr.inRead = true
+		cr.mu.Unlock()
+		if testHookIdleRead != nil {
+			testHookIdleRead(cr.h)
+		}
+		before := cr.rawCount()
+		n, rerr := cr.rwc.Read(cr.byteBuf[:])
+		cr.mu.Lock()
+		cr.endReadLocked(n, rerr, before)
+	}
+	cr.idle = false
+	draining = cr.draining
+	err, cr.readErr = cr.readErr, nil
+	cr.mu.Unlock()
+	return draining, err
+}
+
+// testHookIdleRead, when set, is called on the connection's goroutine as
+// its idle read starts.
+var testHookIdleRead func(*h1conn)
+
+// drainLocked moves the idle read's deadline, idleLimit, to the end of
+// the drain, or Shutdown's bound (drainEnd) if that is sooner, once
+// keep-alives are over; it reports whether it moved it, for the caller to
+// put it in force. A new connection (idleFirst) drains only once Shutdown
+// has started, not for SetKeepAlivesEnabled(false), which is lasting and
 // should not cut the first-request window of connections accepted after
 // it (net/http's closeIdleConns runs once, at the call); its drain ends
 // newConnGrace after accept (its StateNew time, in whole seconds, rounded
-// up as net/http counts them). Each wake (drainIdle) looks again, for a
-// later Shutdown whose context bounds the drain more.
-func (cr *connReader) waitIdle(first bool, idleStart, idleLimit time.Time) (draining bool, err error) {
-	srv := cr.h.srv
-	limit := idleLimit
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	for cr.bgRead {
-		if first && srv.shuttingDown() || !first && !cr.h.keepAlives() {
-			draining = true
-			var drainAt time.Time
-			if first {
-				_, sec := cr.h.c.getState()
-				drainAt = time.Unix(sec+1, 0).Add(newConnGrace)
-			} else {
-				drainAt = idleStart.Add(idleDrainPeriod)
-			}
-			if end := srv.drainEnd(drainAt); limit.IsZero() || end.Before(limit) {
-				limit = end
-				cr.h.dl.setRead(end)
-			}
-		}
-		cr.cond.Wait()
+// up as net/http counts them). Each call looks again, for a later Shutdown
+// whose context bounds the drain more. It requires that cr.mu is held.
+func (cr *connReader) drainLocked() (moved bool) {
+	h, srv := cr.h, cr.h.srv
+	if cr.idleFirst && !srv.shuttingDown() || !cr.idleFirst && h.keepAlives() {
+		return false
 	}
-	err = cr.bgErr
-	cr.bgErr = nil
-	return draining, err
+	cr.draining = true
+	var drainAt time.Time
+	if cr.idleFirst {
+		_, sec := h.c.getState()
+		drainAt = time.Unix(sec+1, 0).Add(newConnGrace)
+	} else {
+		drainAt = cr.idleStart.Add(idleDrainPeriod)
+	}
+	if end := srv.drainEnd(drainAt); cr.idleLimit.IsZero() || end.Before(cr.idleLimit) {
+		cr.idleLimit = end
+		return true
+	}
+	return false
 }
 
 // byteWaiting reports whether the background read has a byte for the next
@@ -211,7 +234,7 @@ func (cr *connReader) byteWaiting() bool {
 // discarded any.
 func (h *h1conn) skipStrayCRLF(budget *int) (skipped bool) {
 	for *budget > 0 {
-		if h.bufr.Buffered() == 0 {
+		if h.buffered() == 0 {
 			if !h.cr.byteWaiting() {
 				return skipped
 			}

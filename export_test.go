@@ -12,3 +12,11 @@ func SetTestHookServerServe(t testing.TB, fn func(*Server, net.Listener)) {
 	testHookServerServe = fn
 	t.Cleanup(func() { testHookServerServe = old })
 }
+
+// SetTestHookIdleRead sets testHookIdleRead for the duration of t.
+func SetTestHookIdleRead(t testing.TB, fn func(*h1conn)) {
+	t.Helper()
+	old := testHookIdleRead
+	testHookIdleRead = fn
+	t.Cleanup(func() { testHookIdleRead = old })
+}

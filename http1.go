@@ -24,10 +24,12 @@ package httpsrv
 //     a pooled buffer, or panics.
 //
 // Performance: one 4 KiB reader, one 4 KiB writer and one 2 KiB response
-// buffer per connection, from pools; the handler's header is snapshotted
-// into bytes rather than cloned; Date is formatted once a second; one
-// goroutine per connection does the background reads, which also serve as
-// the wait for the next request.
+// buffer per busy connection, from pools, given back while the connection
+// waits for its next request, so that an idle connection holds one
+// goroutine and what crypto/tls holds; the handler's header is snapshotted
+// into bytes rather than cloned; Date is formatted once a second; the
+// background read that watches for the client going away runs only for a
+// handler that can observe it (see connReader).
 
 import (
 	"bufio"
@@ -137,9 +139,13 @@ type h1conn struct {
 	bufr *bufio.Reader // nil once released
 	bufw *bufio.Writer // writes through connErrorWriter; nil once released
 
-	// cancel cancels the connection context, and with it every request
-	// context. Safe for concurrent use.
+	// cancel is cancelConn, as a func value for the writers. Immutable.
 	cancel context.CancelFunc
+
+	// gone is set once the connection has failed (a read or write
+	// error): the request in progress, and any read after it, have their
+	// contexts cancelled. See cancelConn.
+	gone atomic.Bool
 
 	// werr records that a write to rwc failed. Written by whichever
 	// goroutine writes the response.
@@ -164,7 +170,7 @@ type h1conn struct {
 }
 
 // connErrorWriter writes to the connection, notes the first write error and
-// cancels the connection context when one happens.
+// cancels the connection (cancelConn) when one happens.
 type connErrorWriter struct{ h *h1conn }
 
 func (w connErrorWriter) Write(p []byte) (int, error) {
@@ -191,20 +197,16 @@ func (c *conn) serveHTTP1(ctx context.Context) {
 			c.tlsState = &st
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 
 	if c.srv.minResponseRate() > 0 {
 		limitUnsentBytes(c.netConn(), maxUnsentBytes)
 	}
-	h := &h1conn{c: c, srv: c.srv, rwc: c.rwc, cancel: cancel}
+	h := &h1conn{c: c, srv: c.srv, rwc: c.rwc}
+	h.cancel = h.cancelConn
 	h.dl.rwc = c.rwc
 	h.dl.stats = &c.srv.stats
 	h.cr.init(h)
 	c.h1.Store(h)
-	h.bufr = newBufioReader(&h.cr)
-	h.bufw = newBufioWriter(connErrorWriter{h})
-	h.respBuf = respBufPool.Get().(*[bufferBeforeChunkingSize]byte)
 	defer func() {
 		if v := recover(); v != nil {
 			h.handlerPanicked(v)
@@ -212,6 +214,19 @@ func (c *conn) serveHTTP1(ctx context.Context) {
 		h.release()
 	}()
 	h.serve(ctx)
+}
+
+// cancelConn records that the connection has failed, and cancels the
+// context of the request in progress, if any, as net/http's connection
+// context would: request contexts are not children of a connection
+// context here, which would cost a cancelCtx, a children map and a done
+// channel per connection, and a lock and map update per request. Safe for
+// concurrent use.
+func (h *h1conn) cancelConn() {
+	h.gone.Store(true)
+	if w := h.cur.Load(); w != nil {
+		w.cancelCtx()
+	}
 }
 
 // release returns the buffers to their pools, flushing what is buffered,
@@ -223,19 +238,52 @@ func (h *h1conn) release() {
 	}
 	if h.bufw != nil {
 		h.bufw.Flush()
-		h.bufw.Reset(nil)
-		bufioWriterPool.Put(h.bufw)
-		h.bufw = nil
 	}
-	if h.bufr != nil {
+	h.releaseBuffers()
+}
+
+// acquireBuffers takes the connection's buffers from their pools, for a
+// request whose first bytes have arrived.
+func (h *h1conn) acquireBuffers() {
+	if h.bufr == nil {
+		h.bufr = newBufioReader(&h.cr)
+	}
+	if h.bufw == nil {
+		h.bufw = newBufioWriter(connErrorWriter{h})
+	}
+	if h.respBuf == nil {
+		h.respBuf = respBufPool.Get().(*[bufferBeforeChunkingSize]byte)
+	}
+}
+
+// releaseBuffers gives the connection's buffers back to their pools, but
+// not one that holds bytes: a reader with pipelined request bytes, or a
+// writer whose flush failed. Nothing refers to them afterwards: the
+// request body is closed and the response refuses writes once the handler
+// has returned.
+func (h *h1conn) releaseBuffers() {
+	if h.bufr != nil && h.bufr.Buffered() == 0 {
 		h.bufr.Reset(nil)
 		bufioReaderPool.Put(h.bufr)
 		h.bufr = nil
+	}
+	if h.bufw != nil && h.bufw.Buffered() == 0 {
+		h.bufw.Reset(nil)
+		bufioWriterPool.Put(h.bufw)
+		h.bufw = nil
 	}
 	if h.respBuf != nil {
 		respBufPool.Put(h.respBuf)
 		h.respBuf = nil
 	}
+}
+
+// buffered returns the request bytes buffered in the connection's reader.
+func (h *h1conn) buffered() int {
+	if h.bufr == nil {
+		return 0
+	}
+	return h.bufr.Buffered()
 }
 
 // handlerPanicked cleans up after a handler panic as net/http does: the
@@ -283,9 +331,12 @@ func (h *h1conn) serve(ctx context.Context) {
 		}
 
 		h.cur.Store(w)
-		if w.body == nil {
-			h.cr.startBackgroundRead()
+		if h.gone.Load() {
+			// The connection failed before the request was current
+			// (see cancelConn): its context is born cancelled.
+			w.cancelCtx()
 		}
+		h.cr.startHandler(w)
 		srv.stats.requestsHTTP1.Add(1)
 		srv.serveHTTP(w, req)
 		// Marked before the context is cancelled, so that a goroutine
@@ -293,6 +344,7 @@ func (h *h1conn) serve(ctx context.Context) {
 		w.mu.Lock()
 		w.handlerDone.Store(true)
 		w.mu.Unlock()
+		h.cr.endHandler()
 		w.cancelCtx()
 		if c.hijacked.Load() {
 			h.cr.release()
@@ -323,7 +375,7 @@ func (h *h1conn) serve(ctx context.Context) {
 // whether a request may follow. After a POST, a stray CRLF (which
 // readRequest would skip) does not count as a request arriving; any other
 // byte, or part of a TLS record, does, and starts the header timeout at
-// once.
+// once. While it waits, the connection's buffers are back in their pools.
 //
 // Once keep-alives are over (Shutdown, SetKeepAlivesEnabled(false)), the
 // wait becomes the drain (drain.go): a request that arrives is read and
@@ -342,20 +394,13 @@ func (h *h1conn) waitNextRequest() bool {
 		budget = 4 // as readRequest's skipLeadingCRLF
 		h.skipStrayCRLF(&budget)
 	}
-	for h.bufr.Buffered() == 0 && !h.cr.byteWaiting() {
-		// The wait must be a background read, which the drain can
-		// shorten; one may not be under way if the handler left part
-		// of the body to the server. A background read still waiting
-		// is the wait for the next request: it finishes under the idle
-		// deadline, without the two deadline changes that aborting it
-		// costs.
-		h.cr.ensureBackgroundRead()
-		h.dl.setRead(idleLimit)
+	for h.buffered() == 0 && !h.cr.byteWaiting() {
+		h.releaseBuffers()
 		// A read error (the client half-closed, say) ends the
 		// connection once the requests it already sent are answered:
-		// as in net/http, it only cancelled the connection's context.
+		// as in net/http, it only cancelled the request in progress.
 		draining, err := h.cr.waitIdle(false, idleStart, idleLimit)
-		if err != nil && h.bufr.Buffered() == 0 {
+		if err != nil && !h.cr.byteWaiting() {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				if draining {
 					// Idle through the drain period (not closed
@@ -367,10 +412,12 @@ func (h *h1conn) waitNextRequest() bool {
 			}
 			return false
 		}
+		h.acquireBuffers()
 		if !h.skipStrayCRLF(&budget) {
 			break // a byte, or part of a TLS record, has arrived
 		}
 	}
+	h.acquireBuffers()
 	// A pipelined request may be here already, with a background read
 	// under way.
 	h.cr.abortPendingRead()
@@ -419,16 +466,20 @@ func (h *h1conn) readRequest(ctx context.Context) (*response, error) {
 	}
 	h.lastPOST = req.Method == http.MethodPost
 
+	// The response and the request context in one allocation.
+	x := new(h1exchange)
+	w := &x.w
 	rctx, cancel := context.WithCancel(ctx)
+	x.ctx = reqContext{Context: rctx, w: w}
 	// WithContext is inlined and its copy does not escape: the request
 	// keeps its address and no second Request is allocated.
-	*req = *req.WithContext(rctx)
+	*req = *req.WithContext(&x.ctx)
 	req.RemoteAddr = h.c.remoteAddr
 	req.TLS = h.c.tlsState
 
 	readLimit, gen := h.dl.startRequest(srv, headStart, now)
 
-	w := &response{
+	*w = response{
 		h:             h,
 		gen:           gen,
 		req:           req,
@@ -540,12 +591,26 @@ func isCommonNetReadError(err error) bool {
 	return false
 }
 
-// connReader sits between the connection's bufio.Reader and rwc. While a
-// handler runs and the request body has been read to its end, it keeps a
-// 1-byte read pending on rwc in the background, so that a client that goes
-// away cancels the request context (and fires CloseNotify). A byte that
-// arrives is a pipelined request: it is kept for the next Read and cancels
-// nothing. This is net/http's design.
+// connReader sits between the connection's bufio.Reader and rwc. Besides
+// the reads of the request head and body, it makes two kinds of 1-byte
+// reads of its own, into byteBuf; a byte that arrives is kept for the next
+// Read.
+//
+// The background read: while a handler runs and the request body has been
+// read to its end, a read is kept pending on rwc on a goroutine of its own,
+// so that a client that goes away cancels the request context (and fires
+// CloseNotify); a byte that arrives is a pipelined request, and cancels
+// nothing. This is net/http's design, with one difference: the read starts
+// only once the handler can observe it, when it looks at its request
+// context (Done, Err) or calls CloseNotify (see reqContext). A handler
+// that does neither cannot tell a cancellation from none, and its request
+// costs no goroutine, no read that finds nothing and no wake-up.
+//
+// The idle read: between requests, the connection's own goroutine waits
+// for the next request's first byte with a read under the idle deadline,
+// which the drain can move from another goroutine (see waitIdle and
+// drainIdle). A background read still under way when the handler returns
+// serves as that wait instead.
 type connReader struct {
 	h   *h1conn
 	rwc net.Conn
@@ -555,14 +620,29 @@ type connReader struct {
 	mu       sync.Mutex
 	cond     sync.Cond
 	released bool // the hijacking handler returned: reads pass through
-	inRead   bool // a Read, in the background or not, is under way
+	stopped  bool // no background read starts any more
+	inRead   bool // a Read, background, idle or not, is under way
 	bgRead   bool // the read under way is the background read
 	aborted  bool // abortPendingRead set a past deadline
 	hasByte  bool
 	byteBuf  [1]byte
-	bgErr    error         // the error that ended the last background read
-	bgStart  chan struct{} // starts a background read in readLoop; created lazily
-	stopped  bool          // bgStart is closed
+	readErr  error // the error that ended the last background or idle read
+
+	// The handler running, if any, and whether the background read may
+	// start for it: armed once its body has been read to its end (or it
+	// has none), watched once it has looked for the client going away.
+	cur     *response
+	armed   bool
+	watched bool
+
+	// The idle read, while idle is set (see waitIdle): idleLimit is the
+	// read deadline in force, which drainLocked may bring forward, and
+	// draining is set once it has.
+	idle      bool
+	idleFirst bool // the wait for the connection's first request
+	draining  bool
+	idleStart time.Time
+	idleLimit time.Time
 }
 
 func (cr *connReader) init(h *h1conn) {
@@ -571,63 +651,111 @@ func (cr *connReader) init(h *h1conn) {
 	cr.cond.L = &cr.mu
 }
 
-// startBackgroundRead starts the background read. Called by the owner, or
-// by whichever goroutine read the request body to its end.
+// startHandler records that w's handler is about to run. A request without
+// a body arms the background read at once.
+func (cr *connReader) startHandler(w *response) {
+	cr.mu.Lock()
+	cr.cur = w
+	cr.armed, cr.watched = false, false
+	cr.mu.Unlock()
+	if w.body == nil {
+		cr.startBackgroundRead()
+	}
+}
+
+// endHandler records that the handler has returned: no background read
+// starts for it any more. One under way goes on, and will be the wait for
+// the next request.
+func (cr *connReader) endHandler() {
+	cr.mu.Lock()
+	cr.cur = nil
+	cr.armed, cr.watched = false, false
+	cr.mu.Unlock()
+}
+
+// startBackgroundRead arms the background read: the request body has
+// been read to its end, or there is none. Called by the owner, or by
+// whichever goroutine read the request body to its end. The read deadline
+// is cleared, as the background read runs without one; the read itself
+// starts now if the handler has already looked for the client going away,
+// else when it does (watch).
 func (cr *connReader) startBackgroundRead() {
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	if cr.inRead {
 		panic("invalid concurrent Body.Read call")
 	}
-	if cr.hasByte || cr.released {
+	if cr.cur == nil || cr.armed || cr.released || cr.stopped {
 		return
 	}
-	if cr.stopped {
+	cr.armed = true
+	cr.h.dl.setRead(time.Time{})
+	if cr.watched {
+		cr.startLocked()
+	}
+}
+
+// watch records that w's handler looks for the client going away (it
+// called its request context's Done or Err, or CloseNotify), and starts
+// the background read if it is armed. Safe for concurrent use; a call for
+// a request whose handler has returned does nothing.
+func (cr *connReader) watch(w *response) {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if cr.cur != w || cr.watched {
+		return
+	}
+	cr.watched = true
+	if cr.armed {
+		cr.startLocked()
+	}
+}
+
+// startLocked starts a background read on a goroutine of its own, unless a
+// read is under way or a byte is waiting already. It requires that cr.mu
+// is held.
+func (cr *connReader) startLocked() {
+	if cr.inRead || cr.hasByte || cr.released || cr.stopped {
 		return
 	}
 	cr.inRead, cr.bgRead = true, true
-	cr.h.dl.setRead(time.Time{})
-	if cr.bgStart == nil {
-		// One goroutine per connection serves every background read,
-		// instead of one per request.
-		cr.bgStart = make(chan struct{}, 1)
-		go cr.readLoop(cr.bgStart)
-	}
-	cr.bgStart <- struct{}{} // never blocks: one read at a time
+	go cr.backgroundRead()
 }
 
-// readLoop runs the background reads until stop closes start.
-func (cr *connReader) readLoop(start <-chan struct{}) {
-	for range start {
-		cr.backgroundRead()
-	}
-}
-
-// stop ends readLoop once the read under way, if any, is over. No
-// background read starts afterwards.
+// stop ends the background reads: none starts afterwards. One under way
+// ends when the connection is closed, or hijacked (abortPendingRead).
 func (cr *connReader) stop() {
 	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	if !cr.stopped {
-		cr.stopped = true
-		if cr.bgStart != nil {
-			close(cr.bgStart)
-		}
+	cr.stopped = true
+	cr.mu.Unlock()
+}
+
+// rawCount returns the bytes read so far under the TLS layer, when
+// ServeTLS counts them (see countConn), else 0.
+func (cr *connReader) rawCount() uint64 {
+	if raw := cr.h.c.raw; raw != nil {
+		return raw.n.Load()
 	}
+	return 0
 }
 
 func (cr *connReader) backgroundRead() {
-	raw := cr.h.c.raw
-	var before uint64
-	if raw != nil {
-		before = raw.n.Load()
-	}
+	before := cr.rawCount()
 	n, err := cr.rwc.Read(cr.byteBuf[:])
 	cr.mu.Lock()
+	cr.endReadLocked(n, err, before)
+	cr.mu.Unlock()
+	cr.cond.Broadcast()
+}
+
+// endReadLocked records the end of a background or idle read that read n
+// bytes into byteBuf and returned err, the raw byte count having been
+// before when it started. It requires that cr.mu is held.
+func (cr *connReader) endReadLocked(n int, err error, before uint64) {
 	if n == 1 {
 		cr.hasByte = true
 	}
-	if ne, ok := err.(net.Error); ok && ne.Timeout() && (cr.aborted || raw != nil && raw.n.Load() != before || inputWaiting(cr.h.c.netConn())) {
+	if ne, ok := err.(net.Error); ok && ne.Timeout() && (cr.aborted || cr.h.c.raw != nil && cr.rawCount() != before || inputWaiting(cr.h.c.netConn())) {
 		// Stopped by abortPendingRead, or a TLS record was arriving
 		// when the deadline passed (see countConn): crypto/tls keeps
 		// what it has of the record, and the next read goes on with
@@ -636,13 +764,11 @@ func (cr *connReader) backgroundRead() {
 		// does not look at. A request is arriving: not an idle
 		// connection.
 	} else if err != nil {
-		cr.bgErr = err
+		cr.readErr = err
 		cr.handleReadErrorLocked()
 	}
 	cr.aborted = false
 	cr.inRead, cr.bgRead = false, false
-	cr.mu.Unlock()
-	cr.cond.Broadcast()
 }
 
 // abortPendingRead stops a background read and waits for it to end.
@@ -668,8 +794,8 @@ func (cr *connReader) release() {
 	cr.mu.Unlock()
 }
 
-// handleReadErrorLocked cancels the connection (and so the request) when
-// a read from the client fails. It requires that cr.mu is held.
+// handleReadErrorLocked cancels the connection (and so the request, see
+// cancelConn) when a read from the client fails. It requires that cr.mu is held.
 func (cr *connReader) handleReadErrorLocked() {
 	if cr.released {
 		return
@@ -721,4 +847,50 @@ func (cr *connReader) Read(p []byte) (int, error) {
 // taken this connection back (reclaimed).
 func (h *h1conn) keepAlives() bool {
 	return h.srv.doKeepAlives() && !h.reclaimed.Load()
+}
+
+// h1exchange is one request's response and request context, allocated
+// together.
+type h1exchange struct {
+	w   response
+	ctx reqContext
+}
+
+// reqContext is the context of an HTTP/1 request: its cancelCtx, which it
+// delegates to, and the response, so that a handler that looks at the
+// context (Done, Err, and so context.WithCancel and AfterFunc on it, which
+// call Done) starts the background read that cancels it when the client
+// goes away (see connReader). Value reaches the cancelCtx, so that
+// contexts derived from it attach to it directly, without a goroutine.
+type reqContext struct {
+	context.Context // the request's cancelCtx
+	w               *response
+	watched         atomic.Bool
+}
+
+func (c *reqContext) Done() <-chan struct{} {
+	c.watch()
+	return c.Context.Done()
+}
+
+func (c *reqContext) Err() error {
+	c.watch()
+	return c.Context.Err()
+}
+
+func (c *reqContext) watch() {
+	if !c.watched.Load() {
+		c.watched.Store(true)
+		c.w.h.cr.watch(c.w)
+	}
+}
+
+func (c *reqContext) String() string { return contextName(c.Context) }
+
+// contextName names a context as the context package does.
+func contextName(c context.Context) string {
+	if s, ok := c.(interface{ String() string }); ok {
+		return s.String()
+	}
+	return "context"
 }

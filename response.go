@@ -586,6 +586,9 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Deprecated: use the request context. It is kept because
 // http.CloseNotifier still is.
 func (w *response) CloseNotify() <-chan bool {
+	// Starts the background read. Not under closeNotifyMu, which a
+	// failing read takes under the connReader's lock.
+	w.h.cr.watch(w)
 	w.closeNotifyMu.Lock()
 	defer w.closeNotifyMu.Unlock()
 	if w.handlerDone.Load() {
