@@ -93,7 +93,7 @@ func (c *conn) serveHTTP2(ctx context.Context, tc *tls.Conn) {
 	c.setState(http.StateActive, skipHooks)
 	h2 := c.srv.h2.Load()
 	o := h2.newOwner(c, tc)
-	defer o.writes.stop()
+	defer o.stopWrites()
 	h2.srv.ServeConn(&h2NetConn{Conn: tc, h2Owner: o}, h2.connOpts(ctx, c))
 }
 
@@ -103,7 +103,7 @@ func (c *conn) serveUnencryptedHTTP2(ctx context.Context, h2 *h2Server) {
 	opts := h2.connOpts(ctx, c)
 	opts.SawClientPreface = true
 	o := h2.newOwner(c, c.rwc)
-	defer o.writes.stop()
+	defer o.stopWrites()
 	h2.srv.ServeConn(&h2cNetConn{Conn: c.rwc, h2Owner: o}, opts)
 }
 
@@ -112,7 +112,7 @@ func (c *conn) serveUnencryptedHTTP2(ctx context.Context, h2 *h2Server) {
 func (h *h2Server) newOwner(c *conn, nc net.Conn) *h2Owner {
 	o := &h2Owner{c: c}
 	if h.hs.HTTP2 != nil && h.hs.HTTP2.WriteByteTimeout > 0 {
-		o.writes.conn = nc
+		o.writes = &h2WriteWatch{conn: nc}
 	}
 	return o
 }
@@ -145,17 +145,24 @@ type h2Owner struct {
 	lateGoAway sync.Once
 
 	// writes takes the HTTP/2 server's write deadlines when
-	// WriteByteTimeout is on; its conn is nil otherwise.
-	writes h2WriteWatch
+	// WriteByteTimeout is on; nil otherwise. Immutable.
+	writes *h2WriteWatch
 }
 
 func (o *h2Owner) owner() *h2Owner { return o }
+
+// stopWrites stops the write watch, if any, when the connection is done.
+func (o *h2Owner) stopWrites() {
+	if o.writes != nil {
+		o.writes.stop()
+	}
+}
 
 // setWriteDeadline is the SetWriteDeadline of the connection handed to
 // x/net, which calls it around each write when WriteByteTimeout is on
 // (h2WriteWatch); nc is the connection under it.
 func (o *h2Owner) setWriteDeadline(nc net.Conn, t time.Time) error {
-	if o.writes.conn == nil {
+	if o.writes == nil {
 		return nc.SetWriteDeadline(t)
 	}
 	return o.writes.setWriteDeadline(t)
