@@ -92,7 +92,9 @@ func (c *conn) serveHTTP2(ctx context.Context, tc *tls.Conn) {
 	c.h2State.Store(1 + uint32(http.StateNew))
 	c.setState(http.StateActive, skipHooks)
 	h2 := c.srv.h2.Load()
-	h2.srv.ServeConn(&h2NetConn{Conn: tc, h2Owner: &h2Owner{c: c}}, h2.connOpts(ctx, c))
+	o := h2.newOwner(c, tc)
+	defer o.stopWrites()
+	h2.srv.ServeConn(&h2NetConn{Conn: tc, h2Owner: o}, h2.connOpts(ctx, c))
 }
 
 // serveUnencryptedHTTP2 serves an unencrypted HTTP/2 connection, whose
@@ -100,7 +102,19 @@ func (c *conn) serveHTTP2(ctx context.Context, tc *tls.Conn) {
 func (c *conn) serveUnencryptedHTTP2(ctx context.Context, h2 *h2Server) {
 	opts := h2.connOpts(ctx, c)
 	opts.SawClientPreface = true
-	h2.srv.ServeConn(&h2cNetConn{Conn: c.rwc, h2Owner: &h2Owner{c: c}}, opts)
+	o := h2.newOwner(c, c.rwc)
+	defer o.stopWrites()
+	h2.srv.ServeConn(&h2cNetConn{Conn: c.rwc, h2Owner: o}, opts)
+}
+
+// newOwner returns the owner of c, served over nc, with its
+// WriteByteTimeout watch when the timeout is on.
+func (h *h2Server) newOwner(c *conn, nc net.Conn) *h2Owner {
+	o := &h2Owner{c: c}
+	if h.hs.HTTP2 != nil && h.hs.HTTP2.WriteByteTimeout > 0 {
+		o.writes = &h2WriteWatch{conn: nc}
+	}
+	return o
 }
 
 // connOpts returns the ServeConn options for c, whose context is ctx.
@@ -129,9 +143,38 @@ type h2Owner struct {
 	// lateGoAway guards the repeat of Shutdown's GOAWAY broadcast for a
 	// connection that x/net registered after it; see h2ConnState.
 	lateGoAway sync.Once
+
+	// writes takes the HTTP/2 server's write deadlines when
+	// WriteByteTimeout is on; nil otherwise. Immutable.
+	writes *h2WriteWatch
 }
 
 func (o *h2Owner) owner() *h2Owner { return o }
+
+// stopWrites stops the write watch, if any, when the connection is done.
+func (o *h2Owner) stopWrites() {
+	if o.writes != nil {
+		o.writes.stop()
+	}
+}
+
+// setWriteDeadline is the SetWriteDeadline of the connection handed to
+// x/net, which calls it around each write when WriteByteTimeout is on
+// (h2WriteWatch); nc is the connection under it.
+func (o *h2Owner) setWriteDeadline(nc net.Conn, t time.Time) error {
+	if o.writes == nil {
+		return nc.SetWriteDeadline(t)
+	}
+	return o.writes.setWriteDeadline(t)
+}
+
+func (c *h2cNetConn) SetWriteDeadline(t time.Time) error {
+	return c.setWriteDeadline(c.Conn, t)
+}
+
+func (c *h2NetConn) SetWriteDeadline(t time.Time) error {
+	return c.setWriteDeadline(c.Conn, t)
+}
 
 // h2NetConn is the net.Conn handed to x/net for HTTP/2 over TLS: the
 // *tls.Conn (x/net finds its ConnectionState method for the TLS checks and

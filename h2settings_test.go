@@ -12,10 +12,12 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -726,4 +728,84 @@ func TestUnencryptedHTTP2MaxHeaderValueCount(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	checkHeaderValueCount(t, startH2Raw(t, c), 10)
+}
+
+// deadlineConn is a net.Conn whose SetWriteDeadline calls are recorded.
+type deadlineConn struct {
+	net.Conn
+	mu  sync.Mutex
+	set []time.Time
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.set = append(c.set, t)
+	return nil
+}
+
+func (c *deadlineConn) calls() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.set)
+}
+
+// TestH2WriteWatch checks that h2WriteWatch fails a write pending past the
+// deadline the HTTP/2 server set for it, as the connection's own deadline
+// would, and otherwise never touches the connection's deadline.
+func TestH2WriteWatch(t *testing.T) {
+	const timeout = 30 * time.Second
+	tests := []struct {
+		name string
+		// The server's calls: a write of each duration in turn, with
+		// a pause after each, then one left pending if pending is set.
+		writes  []time.Duration
+		pause   time.Duration
+		pending bool
+		// want is the deadlines the watch sets on the connection:
+		// "past" for a cut, "clear" for a zero deadline.
+		want []string
+	}{
+		{name: "writes in time", writes: []time.Duration{time.Second, 29 * time.Second, 0}, pause: time.Second},
+		{name: "writes for longer than the timeout in all", writes: slices.Repeat([]time.Duration{10 * time.Second}, 10)},
+		{name: "idle between writes", writes: []time.Duration{time.Second, time.Second}, pause: 5 * time.Minute},
+		{name: "stalled write", writes: []time.Duration{time.Second}, pending: true, want: []string{"past"}},
+		{name: "stalled write after others", writes: []time.Duration{time.Second, time.Second, 0}, pause: 40 * time.Second, pending: true, want: []string{"past"}},
+		{name: "too slow write", writes: []time.Duration{31 * time.Second, time.Second}, want: []string{"past", "clear"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dc := &deadlineConn{}
+				w := &h2WriteWatch{conn: dc}
+				for _, d := range tt.writes {
+					require.NoError(t, w.setWriteDeadline(time.Now().Add(timeout)))
+					time.Sleep(d)
+					require.NoError(t, w.setWriteDeadline(time.Time{}))
+					time.Sleep(tt.pause)
+				}
+				if tt.pending {
+					require.NoError(t, w.setWriteDeadline(time.Now().Add(timeout)))
+					time.Sleep(2 * timeout)
+				}
+				time.Sleep(2 * timeout)
+				var got []string
+				for _, d := range dc.calls() {
+					switch {
+					case d.IsZero():
+						got = append(got, "clear")
+					case d.Equal(deadlinePast):
+						got = append(got, "past")
+					default:
+						got = append(got, d.String())
+					}
+				}
+				assert.Equal(t, tt.want, got)
+				w.mu.Lock()
+				assert.Nil(t, w.timer, "timer armed on an idle connection")
+				w.mu.Unlock()
+				w.stop()
+			})
+		})
+	}
 }
