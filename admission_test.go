@@ -400,11 +400,15 @@ func TestHandshakeLimitWaits(t *testing.T) {
 	assert.Equal(t, uint64(1), st.HandshakeSlotWaits, "handshakes that waited for a slot")
 	assert.Equal(t, uint64(1), st.HandshakeSlotTimeouts, "waits cut by the handshake timeout")
 
-	// The slow handshake, past its own timeout by now, fails when it
-	// resumes, and gives its slot back: new handshakes are served, and
-	// an established connection too.
+	// The slow handshake, past its own timeout by now, ends when it
+	// resumes (it fails, unless the runtime timer that marks its
+	// deadline has not run yet: on a loaded machine it can fire after
+	// the second handshake's, which is only milliseconds later, and
+	// the flight goes out; seen once in 15 runs at load 5), and gives
+	// its slot back: new handshakes are served, and an established
+	// connection too.
 	g.open()
-	require.Error(t, waitSignal(t, slowDone, "the slow handshake to end"))
+	waitSignal(t, slowDone, "the slow handshake to end")
 	established := dialTLS(t, addr, "http/1.1")
 	assert.Equal(t, http.StatusOK, getOn(t, established, "/"))
 	assert.Equal(t, int32(1), g.most.Load(), "signatures at once with MaxConcurrentHandshakes 1")
