@@ -179,12 +179,16 @@ func (d *connDeadlines) startBody(srv *Server, readLimit time.Time) {
 	d.readFloor.start(srv.minRequestBodyRate(), srv.minRateGracePeriod(), readLimit)
 }
 
-// endRequest disarms the floors once a response is complete. The write
-// deadline of the response stays on the connection until the next write
-// replaces it (every write of the engine goes through write or readFrom,
-// which put the deadline it needs in force), so that back-to-back
-// requests cost no deadline change to clear it; a hijack clears it. The
-// read deadline is the next phase's to set.
+// endRequest disarms the floors once a response is complete. On a
+// plaintext connection the write deadline of the response stays on the
+// connection until the next write replaces it (every write of the engine
+// goes through write or readFrom, which put the deadline it needs in
+// force), so that back-to-back requests cost no deadline change to clear
+// it; a hijack clears it. On a TLS connection it is cleared: crypto/tls
+// writes on its own between requests (the answer to a client's KeyUpdate,
+// from inside a read), under whatever deadline is in force, and a write of
+// its that fails breaks the connection for every later Write. The read
+// deadline is the next phase's to set.
 func (d *connDeadlines) endRequest() {
 	d.readFloor.off()
 	d.bodyLimit.Store(false)
@@ -194,6 +198,9 @@ func (d *connDeadlines) endRequest() {
 	d.writeFloor.off()
 	d.writeLimit = time.Time{}
 	d.writeByHandler = false
+	if _, ok := d.rwc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		d.applyWriteLocked(time.Time{})
+	}
 }
 
 // read reads request body bytes from the connection, under the body floor
