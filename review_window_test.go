@@ -3,15 +3,94 @@ package httpsrv
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// TestReviewWinBurstyClientAboveFloor runs one 64 KiB response write under
+// the default response floor (240 B/s after 5 s) against clients that
+// read in bursts, on a fake clock over an unbuffered pipe, as
+// TestResponseFloorWindowsAndPieces does. README ("Safe by default")
+// promises that "a write that blocks must see the client take 4 KiB" in
+// the time one 4 KiB piece is allowed (5 s + 4 KiB at the floor, about
+// 22 s), and that an honest client reading above the floor is never cut.
+// A client that takes 4 KiB every 15 s (273 B/s) or 6 KiB every 20 s
+// (307 B/s) keeps that promise, and the 4 KiB pieces served it; the
+// windows cut it: a window of 11 s in which it happens to read nothing
+// ends the write. The other rows check that the write is still cut for
+// clients that break the promise.
+func TestReviewWinBurstyClientAboveFloor(t *testing.T) {
+	const size = 64 << 10
+	srv := &Server{}
+	perPiece := srv.minRateGracePeriod() + bytesAt(floorPiece, float64(srv.minResponseRate()))
+	clients := []struct {
+		name   string
+		burst  int
+		chunk  int
+		every  time.Duration
+		within time.Duration // the write must fail within this; succeed when 0
+	}{
+		{name: "4 KiB every 15 s (273 B/s)", burst: 8 << 10, chunk: 4 << 10, every: 15 * time.Second},
+		{name: "6 KiB every 20 s (307 B/s)", burst: 8 << 10, chunk: 6 << 10, every: 20 * time.Second},
+		{name: "stalled after a fast start", burst: 32 << 10, within: perPiece},
+		{name: "4 KiB every 30 s", burst: 8 << 10, chunk: 4 << 10, every: 30 * time.Second, within: perPiece + time.Second},
+	}
+	for _, windows := range []bool{true, false} {
+		mode := "pieces"
+		if windows {
+			mode = "windows"
+		}
+		for _, cl := range clients {
+			t.Run(mode+"/"+cl.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					server, client := net.Pipe()
+					t.Cleanup(func() { server.Close(); client.Close() })
+					d := &connDeadlines{rwc: server, stats: &srv.stats}
+					d.winKnown, d.winPlain = true, windows
+					now := time.Now()
+					d.startRequest(srv, now, now)
+					got := make(chan int, 1)
+					go func() {
+						buf := make([]byte, size)
+						n, _ := io.ReadFull(client, buf[:min(cl.burst, size)])
+						for cl.chunk > 0 && n < size {
+							time.Sleep(cl.every) // the fake clock: the client's pace
+							m, err := io.ReadFull(client, buf[:min(cl.chunk, size-n)])
+							n += m
+							if err != nil {
+								break
+							}
+						}
+						got <- n
+					}()
+					start := time.Now()
+					n, err := d.write(make([]byte, size))
+					elapsed := time.Since(start)
+					server.Close()
+					read := <-got
+					t.Logf("wrote %d bytes in %v, err %v", n, elapsed, err)
+					if cl.within == 0 {
+						require.NoError(t, err, "a client that takes 4 KiB within every piece's time was cut")
+						assert.Equal(t, size, n)
+						assert.Equal(t, size, read)
+						return
+					}
+					require.Error(t, err, "the client was not cut")
+					assert.True(t, isTimeout(err), "not a deadline: %v", err)
+					assert.LessOrEqual(t, elapsed, cl.within, "cut too late")
+				})
+			})
+		}
+	}
+}
 
 // watchedOutput collects a process's output and lets a test wait, under a
 // deadline, for a string to appear in it.
