@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"sync"
 	"testing"
@@ -188,4 +189,61 @@ func TestReviewWinKeyUpdateAfterIdle(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, out.waitCount("response to /second", 1, deadline),
 		"the request after a KeyUpdate on an idle keep-alive connection got no response; output:\n%s", out)
+}
+
+// TestReviewWinKeyUpdateMidResponse is TestReviewWinKeyUpdateAfterIdle
+// within one response: a streaming handler (server-sent events) flushes an
+// event, and waits; the floor's deadline for that write stays in force
+// while it waits, and a KeyUpdate the client sends once it has passed
+// breaks the connection, so the next event's write fails. This predates
+// the windows (the pieces' deadlines linger between a handler's writes as
+// well) and is not fixed: clearing the deadline after every write costs
+// the system call the windows saved. It runs with HTTPSRV_KNOWN_DEFECTS=1.
+func TestReviewWinKeyUpdateMidResponse(t *testing.T) {
+	if os.Getenv("HTTPSRV_KNOWN_DEFECTS") != "1" {
+		t.Skip("known defect, not fixed; set HTTPSRV_KNOWN_DEFECTS=1 to run")
+	}
+	openssl := lookTool(t, "openssl")
+	const grace = 100 * time.Millisecond
+	next := make(chan struct{})
+	srv := &Server{ErrorLog: discardLogger(), MinResponseRate: testFloor, MinRateGracePeriod: grace,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rc := http.NewResponseController(w)
+			io.WriteString(w, "event one\n")
+			rc.Flush()
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				return
+			}
+			io.WriteString(w, "event two\n")
+			rc.Flush()
+		})}
+	addr := startTLS(t, srv)
+
+	cmd := exec.Command(openssl, "s_client", "-connect", addr, "-servername", "localhost",
+		"-CAfile", testCertFile, "-tls1_3", "-alpn", "http/1.1")
+	out := newWatchedOutput()
+	cmd.Stdout, cmd.Stderr = out, out
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.After(testTimeout())
+	_, err = io.WriteString(stdin, "GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	require.NoError(t, err)
+	require.True(t, out.waitCount("event one", 1, deadline), "no first event; output:\n%s", out)
+	idle := time.NewTimer(10 * grace) // the stream's quiet gap: the scenario
+	t.Cleanup(func() { idle.Stop() })
+	<-idle.C
+	_, err = io.WriteString(stdin, "K\n")
+	require.NoError(t, err)
+	require.True(t, out.waitCount("KEYUPDATE", 1, deadline), "s_client sent no KeyUpdate; output:\n%s", out)
+	close(next)
+	assert.True(t, out.waitCount("event two", 1, deadline),
+		"the event after a KeyUpdate in the stream's quiet gap was lost; output:\n%s", out)
 }
