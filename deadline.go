@@ -23,12 +23,16 @@ import (
 // Where a write that a deadline interrupted can go on (a plaintext TCP
 // connection, or the TCP connection under a TLS layer that ServeTLS
 // made: see windowsLocked), a write larger than floorPiece goes to the
-// connection whole and is timed in windows of half that time, in each
-// of which the client must take half of floorPiece (in proportion when
-// the credit or an outer deadline ends the window sooner; see
-// rateFloor.window): so crypto/tls sends it in full-size records, one
-// write system call each, as under net/http, and a client that stops
-// reading is cut within two windows. Elsewhere (another TLS layer, and
+// connection whole and is timed in windows of 1/windowParts of that
+// time: at the end of each, once the write has had windowParts-1 of them,
+// the client must have taken over the last windowParts-1 windows what
+// their length needs at floorPiece per piece's time (see
+// rateFloor.window, windowNeed): so crypto/tls sends it in full-size
+// records, one write system call each, as under net/http, a client that
+// stops reading is cut within one piece's time, and one that reads in
+// bursts may pause for up to (windowParts-1)/windowParts of it between
+// them (pieces allowed a whole piece's time; half windows, each needing
+// half a piece, had cut a client pausing 12 s). Elsewhere (another TLS layer, and
 // sendfile), the write goes out in pieces of floorPiece bytes, each
 // with its own deadline.
 const floorPiece = 4 << 10
@@ -114,16 +118,26 @@ type connDeadlines struct {
 	// through which writeUnder times the write, or winPlain says that
 	// rwc itself can resume a write (plaintext TCP), if either. winActive
 	// is set while a write is timed by windows; the window in progress
-	// started at winStart, when underBytes was winFrom, ends at winEnd
-	// (the deadline in force) and needs winNeed bytes to be followed by
-	// another.
+	// started at winStart, when underBytes was winFrom, and ends at winEnd
+	// (the deadline in force). winMarks holds the starts of the last
+	// windowParts-1 windows of the write (window i's at i modulo its
+	// length), winCount how many windows the write has started.
 	winKnown, winPlain, winActive bool
 	winUnder                      *countConn
 	winStart, winEnd              time.Time
-	winFrom, winNeed              int64
+	winFrom                       int64
+	winMarks                      [windowParts - 1]winMark
+	winCount                      int
 	// underBytes counts the bytes writeUnder wrote: the TLS records, or
 	// the plaintext, of the connection's windowed writes.
 	underBytes atomic.Int64
+}
+
+// winMark is the start of a window of a write timed by windows: when, and
+// underBytes then.
+type winMark struct {
+	at    time.Time
+	bytes int64
 }
 
 // setRead puts the read deadline t (zero for none) on the connection.
@@ -179,12 +193,16 @@ func (d *connDeadlines) startBody(srv *Server, readLimit time.Time) {
 	d.readFloor.start(srv.minRequestBodyRate(), srv.minRateGracePeriod(), readLimit)
 }
 
-// endRequest disarms the floors once a response is complete. The write
-// deadline of the response stays on the connection until the next write
-// replaces it (every write of the engine goes through write or readFrom,
-// which put the deadline it needs in force), so that back-to-back
-// requests cost no deadline change to clear it; a hijack clears it. The
-// read deadline is the next phase's to set.
+// endRequest disarms the floors once a response is complete. On a
+// plaintext connection the write deadline of the response stays on the
+// connection until the next write replaces it (every write of the engine
+// goes through write or readFrom, which put the deadline it needs in
+// force), so that back-to-back requests cost no deadline change to clear
+// it; a hijack clears it. On a TLS connection it is cleared: crypto/tls
+// writes on its own between requests (the answer to a client's KeyUpdate,
+// from inside a read), under whatever deadline is in force, and a write of
+// its that fails breaks the connection for every later Write. The read
+// deadline is the next phase's to set.
 func (d *connDeadlines) endRequest() {
 	d.readFloor.off()
 	d.bodyLimit.Store(false)
@@ -194,6 +212,9 @@ func (d *connDeadlines) endRequest() {
 	d.writeFloor.off()
 	d.writeLimit = time.Time{}
 	d.writeByHandler = false
+	if _, ok := d.rwc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		d.applyWriteLocked(time.Time{})
+	}
 }
 
 // read reads request body bytes from the connection, under the body floor
@@ -384,6 +405,7 @@ func resumableConn(c net.Conn) bool {
 func (d *connDeadlines) writeWindowsLocked(p []byte) (int, error) {
 	f := &d.writeFloor
 	d.winActive = true
+	d.winCount = 0
 	from := d.underBytes.Load()
 	d.startWindowLocked(time.Now())
 	d.wmu.Unlock()
@@ -417,7 +439,9 @@ func (d *connDeadlines) writeWindowsLocked(p []byte) (int, error) {
 // time. It requires that d.wmu is held.
 func (d *connDeadlines) startWindowLocked(now time.Time) bool {
 	d.winStart, d.winFrom = now, d.underBytes.Load()
-	d.winEnd, d.winNeed = d.writeFloor.window(now, floorPiece)
+	d.winMarks[d.winCount%len(d.winMarks)] = winMark{now, d.winFrom}
+	d.winCount++
+	d.winEnd = d.writeFloor.window(now, floorPiece)
 	d.writeSet = d.winEnd
 	d.rwc.SetWriteDeadline(d.winEnd)
 	return d.winEnd.After(now)
@@ -443,8 +467,12 @@ func (d *connDeadlines) writeUnder(nc net.Conn, p []byte) (int, error) {
 
 // nextWindow reports whether a windowed write that failed with err goes
 // on: err is the deadline of the window in progress, the floor is still
-// armed, and the client took the bytes the window needed; it then records
-// the window in the floor and starts the next.
+// armed, and, once the write has had windowParts-1 windows, the client
+// took what they needed (windowNeed over their length); it then records
+// the window in the floor and starts the next. The first windows of a
+// write are bounded by the credit alone: a client that stops is cut when
+// the last windowParts-1 windows since have passed, within one piece's
+// time.
 func (d *connDeadlines) nextWindow(err error) bool {
 	if !isTimeout(err) {
 		return false
@@ -456,10 +484,18 @@ func (d *connDeadlines) nextWindow(err error) bool {
 		return false
 	}
 	now := time.Now()
-	moved := d.underBytes.Load() - d.winFrom
-	if now.Before(d.winEnd) || moved < d.winNeed {
+	if now.Before(d.winEnd) {
 		return false
 	}
+	under := d.underBytes.Load()
+	if d.winCount >= len(d.winMarks) {
+		// The start of the oldest of the last windowParts-1 windows.
+		old := d.winMarks[d.winCount%len(d.winMarks)]
+		if under-old.bytes < d.writeFloor.windowNeed(now.Sub(old.at), floorPiece) {
+			return false
+		}
+	}
+	moved := under - d.winFrom
 	d.writeFloor.done(int(moved), now.Sub(d.winStart))
 	return d.startWindowLocked(now)
 }

@@ -14,33 +14,37 @@ import (
 func TestRateFloorWindow(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	// At 1000 B/s with 1 s of grace, a 4096-byte operation may block
-	// 5.096 s: a full window is half that, and needs half of 4096 bytes.
-	const full = 2548 * time.Millisecond
+	// 5.096 s: a full window is a sixteenth of that.
+	const full = 318500 * time.Microsecond
 	tests := []struct {
-		name     string
-		bytes    int64
-		blocked  time.Duration
-		limit    time.Time
-		wantEnd  time.Time
-		wantNeed int64
+		name    string
+		bytes   int64
+		blocked time.Duration
+		limit   time.Time
+		wantEnd time.Time
 	}{
-		{"credit of 10 s: a full window", 9000, 0, time.Time{}, t0.Add(full), 2048},
-		{"only the grace period: a shorter window needs less", 0, 0, time.Time{}, t0.Add(time.Second), 804},
-		{"credit used up", 1000, 2 * time.Second, time.Time{}, t0, 0},
-		{"overdrawn", 1000, 5 * time.Second, time.Time{}, t0.Add(-3 * time.Second), 0},
-		{"the outer deadline first", 9000, 0, t0.Add(full / 4), t0.Add(full / 4), 512},
-		{"the outer deadline passed", 9000, 0, t0.Add(-time.Second), t0.Add(-time.Second), 0},
+		{"credit of 10 s: a full window", 9000, 0, time.Time{}, t0.Add(full)},
+		{"only the grace period: a full window", 0, 0, time.Time{}, t0.Add(full)},
+		{"credit shorter than a window", 0, 800 * time.Millisecond, time.Time{}, t0.Add(200 * time.Millisecond)},
+		{"credit used up", 1000, 2 * time.Second, time.Time{}, t0},
+		{"overdrawn", 1000, 5 * time.Second, time.Time{}, t0.Add(-3 * time.Second)},
+		{"the outer deadline first", 9000, 0, t0.Add(full / 4), t0.Add(full / 4)},
+		{"the outer deadline passed", 9000, 0, t0.Add(-time.Second), t0.Add(-time.Second)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var f rateFloor
 			f.start(1000, time.Second, tt.limit)
 			f.done(int(tt.bytes), tt.blocked)
-			end, need := f.window(t0, 4096)
-			assert.Equal(t, tt.wantEnd, end)
-			assert.Equal(t, tt.wantNeed, need)
+			assert.Equal(t, tt.wantEnd, f.window(t0, 4096))
 		})
 	}
+	var f rateFloor
+	f.start(1000, time.Second, time.Time{})
+	// A piece in a piece's time, in proportion, at least one byte.
+	assert.Equal(t, int64(4096), f.windowNeed(5096*time.Millisecond, 4096))
+	assert.Equal(t, int64(3840), f.windowNeed(15*full, 4096))
+	assert.Equal(t, int64(1), f.windowNeed(time.Millisecond, 4096))
 }
 
 // TestResponseFloorWindowsAndPieces runs one 64 KiB response write under

@@ -65,27 +65,40 @@ func bytesAt(n int64, rate float64) time.Duration {
 	return time.Duration(float64(n) / rate * float64(time.Second))
 }
 
+// windowParts is how many windows of a long write timed by windows (see
+// floorPiece) make up the time one operation of floorPiece bytes may
+// block. The write goes on at the end of a window while the client took,
+// over the last windowParts-1 windows, that many parts of floorPiece (in
+// proportion to their length, when the credit shortened some): so a client
+// that stops taking bytes is cut within one piece's time, as under pieces,
+// and an honest client that reads in bursts may pause for up to
+// (windowParts-1)/windowParts of it (20.7 s at the defaults) between them.
+const windowParts = 16
+
+// pieceTime is the time one operation of piece bytes may block: the grace
+// period plus piece at the rate.
+func (f *rateFloor) pieceTime(piece int) time.Duration {
+	return f.grace + bytesAt(int64(piece), f.rate)
+}
+
 // window returns the end of a window of blocked time that starts at now,
-// within a long write timed by windows (see floorPiece), and the bytes the
-// client must take in it for the write to go on. A full window is half the
-// time one operation of piece bytes may block (the grace period plus piece
-// at the rate), and needs half of piece, so that a client that stops
-// taking bytes is cut within two windows, the time one such operation is
-// allowed. The credit left, or the outer deadline, ends a window sooner,
-// and the bytes it needs shrink in proportion; end is not after now when
-// there is no time left.
-func (f *rateFloor) window(now time.Time, piece int) (end time.Time, need int64) {
-	full := (f.grace + bytesAt(int64(piece), f.rate)) / 2
+// within a long write timed by windows (see floorPiece and windowParts):
+// 1/windowParts of the time one operation of piece bytes may block, or
+// less when the credit left, or the outer deadline, ends it sooner; end is
+// not after now when there is no time left.
+func (f *rateFloor) window(now time.Time, piece int) (end time.Time) {
 	credit := f.grace + bytesAt(f.bytes, f.rate) - f.blocked
-	end = now.Add(min(full, credit))
+	end = now.Add(min(f.pieceTime(piece)/windowParts, credit))
 	if !f.limit.IsZero() && f.limit.Before(end) {
 		end = f.limit
 	}
-	length := end.Sub(now)
-	if length <= 0 || full <= 0 {
-		return end, 0
-	}
-	// Rounded up, so that a window always needs at least one byte.
-	need = int64(math.Ceil(float64(piece/2) * float64(length) / float64(full)))
-	return end, need
+	return end
+}
+
+// windowNeed returns the bytes a client must have taken over the last
+// windows of a write timed by windows, which lasted span: piece bytes in
+// the time one operation of piece bytes may block, in proportion, rounded
+// up so that it is at least one byte.
+func (f *rateFloor) windowNeed(span time.Duration, piece int) int64 {
+	return int64(math.Ceil(float64(piece) * float64(span) / float64(f.pieceTime(piece))))
 }
