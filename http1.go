@@ -711,6 +711,43 @@ func (cr *connReader) watch(w *response) {
 	}
 }
 
+// settleWait bounds watchSettled's wait for a background read that has
+// bytes to read: only a TLS record still arriving keeps it that long.
+const settleWait = 50 * time.Millisecond
+
+// watchSettled is watch for the request context's Done and Err: when the
+// background read it starts has something to read already (the client
+// closed, or sent more, before the handler first looked), it waits for
+// that read to end, briefly (settleWait), so that the context is already
+// cancelled for a client gone before the handler looked, as under
+// net/http, whose background read runs from the handler's start. The cost
+// when nothing waits: a non-blocking peek at the socket, or two.
+func (cr *connReader) watchSettled(w *response) {
+	cr.watch(w)
+	cr.mu.Lock()
+	reading := cr.cur == w && cr.bgRead
+	cr.mu.Unlock()
+	if !reading {
+		return
+	}
+	if nc := cr.h.c.netConn(); !inputWaiting(nc) && !peerClosed(nc) {
+		return
+	}
+	var late bool
+	t := time.AfterFunc(settleWait, func() {
+		cr.mu.Lock()
+		late = true
+		cr.mu.Unlock()
+		cr.cond.Broadcast()
+	})
+	defer t.Stop()
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	for cr.cur == w && cr.bgRead && !late {
+		cr.cond.Wait()
+	}
+}
+
 // startLocked starts a background read on a goroutine of its own, unless a
 // read is under way or a byte is waiting already. It requires that cr.mu
 // is held.
@@ -860,7 +897,9 @@ type h1exchange struct {
 // delegates to, and the response, so that a handler that looks at the
 // context (Done, Err, and so context.WithCancel and AfterFunc on it, which
 // call Done) starts the background read that cancels it when the client
-// goes away (see connReader). Value reaches the cancelCtx, so that
+// goes away (see connReader); when the client has closed already, the
+// first look waits briefly for that read (watchSettled), so that it sees
+// the cancellation as under net/http. Value reaches the cancelCtx, so that
 // contexts derived from it attach to it directly, without a goroutine.
 type reqContext struct {
 	context.Context // the request's cancelCtx
@@ -881,7 +920,7 @@ func (c *reqContext) Err() error {
 func (c *reqContext) watch() {
 	if !c.watched.Load() {
 		c.watched.Store(true)
-		c.w.h.cr.watch(c.w)
+		c.w.h.cr.watchSettled(c.w)
 	}
 }
 
