@@ -51,3 +51,35 @@ func TestReviewH2WatchNoTimerAfterStop(t *testing.T) {
 		})
 	}
 }
+
+// TestReviewH2WatchSlotTimerNoStaleValue checks that a pooled slot-wait
+// timer handed to a new wait carries no value from the wait it served
+// before, whether that timer fired unreceived or was stopped in time.
+func TestReviewH2WatchSlotTimerNoStaleValue(t *testing.T) {
+	tests := []struct {
+		name string
+		d    time.Duration
+		// fired waits until the timer has fired, without receiving.
+		fired bool
+	}{
+		{name: "fired, not received", d: time.Microsecond, fired: true},
+		{name: "stopped before firing", d: time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tm := getSlotTimer(tt.d)
+			if tt.fired {
+				// The timer's deadline passes; it is not received.
+				<-time.After(10 * tt.d)
+			}
+			putSlotTimer(tm)
+			next := getSlotTimer(time.Hour)
+			t.Cleanup(func() { putSlotTimer(next) })
+			select {
+			case v := <-next.C:
+				t.Fatalf("stale value %v from the previous wait", v)
+			default:
+			}
+		})
+	}
+}
