@@ -42,6 +42,10 @@ type h2WriteWatch struct {
 	timer *time.Timer
 	// cut is set while conn's real write deadline is in the past.
 	cut bool
+	// stopped is set when the connection is done: no timer is armed
+	// again, neither by a callback that fired as stop ran nor by a write
+	// the server's writer goroutine finishes after ServeConn returned.
+	stopped bool
 }
 
 // setWriteDeadline records t as the deadline of the pending write, or,
@@ -57,7 +61,7 @@ func (w *h2WriteWatch) setWriteDeadline(t time.Time) error {
 		w.cut = false
 		err = w.conn.SetWriteDeadline(time.Time{})
 	}
-	if !t.IsZero() && w.timer == nil {
+	if !t.IsZero() && w.timer == nil && !w.stopped {
 		w.timer = time.AfterFunc(time.Until(t), w.expire)
 	}
 	return err
@@ -68,7 +72,7 @@ func (w *h2WriteWatch) expire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.timer = nil
-	if w.deadline.IsZero() {
+	if w.deadline.IsZero() || w.stopped {
 		return
 	}
 	if d := time.Until(w.deadline); d > 0 {
@@ -84,6 +88,7 @@ func (w *h2WriteWatch) expire() {
 func (w *h2WriteWatch) stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.stopped = true
 	if w.timer != nil {
 		w.timer.Stop()
 		w.timer = nil
