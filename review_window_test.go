@@ -158,21 +158,10 @@ func TestReviewWinKeyUpdateAfterIdle(t *testing.T) {
 		})}
 	addr := startTLS(t, srv)
 
-	cmd := exec.Command(openssl, "s_client", "-connect", addr, "-servername", "localhost",
-		"-CAfile", testCertFile, "-tls1_3", "-alpn", "http/1.1")
-	out := newWatchedOutput()
-	cmd.Stdout, cmd.Stderr = out, out
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	stdin, out := startSClient(t, openssl, addr)
 	deadline := time.After(testTimeout())
 
-	_, err = io.WriteString(stdin, "GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	_, err := io.WriteString(stdin, "GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n")
 	require.NoError(t, err)
 	require.True(t, out.waitCount("response to /first", 1, deadline), "no first response; output:\n%s", out)
 	// The connection idles past the first response's write deadline (the
@@ -221,6 +210,27 @@ func TestReviewWinKeyUpdateMidResponse(t *testing.T) {
 		})}
 	addr := startTLS(t, srv)
 
+	stdin, out := startSClient(t, openssl, addr)
+	deadline := time.After(testTimeout())
+	_, err := io.WriteString(stdin, "GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	require.NoError(t, err)
+	require.True(t, out.waitCount("event one", 1, deadline), "no first event; output:\n%s", out)
+	idle := time.NewTimer(10 * grace) // the stream's quiet gap: the scenario
+	t.Cleanup(func() { idle.Stop() })
+	<-idle.C
+	_, err = io.WriteString(stdin, "K\n")
+	require.NoError(t, err)
+	require.True(t, out.waitCount("KEYUPDATE", 1, deadline), "s_client sent no KeyUpdate; output:\n%s", out)
+	close(next)
+	assert.True(t, out.waitCount("event two", 1, deadline),
+		"the event after a KeyUpdate in the stream's quiet gap was lost; output:\n%s", out)
+}
+
+// startSClient runs openssl s_client against addr over TLS 1.3 with
+// http/1.1 and returns its standard input and its watched output; the
+// process is stopped at cleanup.
+func startSClient(t *testing.T, openssl, addr string) (io.WriteCloser, *watchedOutput) {
+	t.Helper()
 	cmd := exec.Command(openssl, "s_client", "-connect", addr, "-servername", "localhost",
 		"-CAfile", testCertFile, "-tls1_3", "-alpn", "http/1.1")
 	out := newWatchedOutput()
@@ -233,17 +243,5 @@ func TestReviewWinKeyUpdateMidResponse(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	deadline := time.After(testTimeout())
-	_, err = io.WriteString(stdin, "GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
-	require.NoError(t, err)
-	require.True(t, out.waitCount("event one", 1, deadline), "no first event; output:\n%s", out)
-	idle := time.NewTimer(10 * grace) // the stream's quiet gap: the scenario
-	t.Cleanup(func() { idle.Stop() })
-	<-idle.C
-	_, err = io.WriteString(stdin, "K\n")
-	require.NoError(t, err)
-	require.True(t, out.waitCount("KEYUPDATE", 1, deadline), "s_client sent no KeyUpdate; output:\n%s", out)
-	close(next)
-	assert.True(t, out.waitCount("event two", 1, deadline),
-		"the event after a KeyUpdate in the stream's quiet gap was lost; output:\n%s", out)
+	return stdin, out
 }
