@@ -26,6 +26,8 @@ func (*yieldPool) yieldToNetwork() bool {
 
 func (*yieldPool) close() {}
 
+func (*yieldPool) setShort(bool) {}
+
 func (*yieldPool) kept() int { return 0 }
 
 // peerClosed reports false: the check needs a non-blocking peek.

@@ -635,6 +635,39 @@ func TestYieldToNetworkPolled(t *testing.T) {
 	assert.Equal(t, 1, p.kept(), "one descriptor, reused by every yield")
 }
 
+// TestYieldPoolShort checks that a yield pool short of descriptors (the
+// accept loop at EMFILE) gives back the descriptors it keeps at once, and
+// makes and keeps none until descriptors are back: a yield must not take
+// the slot the accept loop frees to shed a pending connection.
+func TestYieldPoolShort(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("yields use runtime.Gosched outside Unix")
+	}
+	var p yieldPool
+	t.Cleanup(p.close)
+	p.yieldToNetwork()
+	require.Equal(t, 1, p.kept(), "a descriptor kept for the next yield")
+
+	p.setShort(true)
+	assert.Zero(t, p.kept(), "short: the descriptor kept is given back")
+	assert.False(t, p.yieldToNetwork(), "short: the yield falls back to runtime.Gosched")
+	assert.Zero(t, p.kept(), "short: no descriptor made")
+
+	// A yield that took its descriptor before the pool became short
+	// closes it when done.
+	y := p.get()
+	p.setShort(false)
+	p.setShort(true)
+	if y != nil {
+		p.put(y)
+	}
+	assert.Zero(t, p.kept(), "short: a descriptor put back is closed")
+
+	p.setShort(false)
+	assert.True(t, p.yieldToNetwork(), "descriptors back: the poller wakes the yield")
+	assert.Equal(t, 1, p.kept())
+}
+
 // TestHandshakeLimitAllocs checks that the handshake limit's steps that
 // run for most handshakes under a steady stream of them (issue 9) do not
 // allocate: the yield, the timer of a wait for a slot, and the peek for a

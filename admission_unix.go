@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -56,10 +57,18 @@ type netYielder struct {
 // handshakes yield at once (at most the slots, plus the callbacks'
 // re-takes), and those kept are closed with the server
 // (Server.closeHandshakeLimit).
+//
+// A yield's descriptor is an optimisation, never worth a client
+// connection: while the accept loop is out of descriptors (see
+// acceptLoop.handle), the pool is short: it closes the yielders it keeps,
+// makes no new ones and closes those put back, so that the descriptors go
+// to the accept loop's reserve and to clients, and yields fall back to
+// runtime.Gosched until the loop accepts again.
 type yieldPool struct {
 	mu     sync.Mutex
 	free   []*netYielder
 	closed bool
+	short  atomic.Bool // descriptors are short: keep none, make none
 }
 
 // maxYieldWait bounds a yield, in case the poller's event is not seen. A
@@ -125,6 +134,9 @@ func (y *netYielder) readStep(fd uintptr) bool {
 
 // get returns a yielder from the pool, or a new one, or nil.
 func (p *yieldPool) get() *netYielder {
+	if p.short.Load() {
+		return nil
+	}
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
 		y := p.free[n-1]
@@ -139,7 +151,7 @@ func (p *yieldPool) get() *netYielder {
 // put keeps y for the next yield, or closes it once the pool is closed.
 func (p *yieldPool) put(y *netYielder) {
 	p.mu.Lock()
-	if !p.closed {
+	if !p.closed && !p.short.Load() {
 		p.free = append(p.free, y)
 		y = nil
 	}
@@ -154,6 +166,26 @@ func (p *yieldPool) kept() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.free)
+}
+
+// setShort marks descriptors as short, or no longer short. Made short, the
+// pool closes the yielders it keeps, at once, and no others are kept or
+// made until it is set back.
+func (p *yieldPool) setShort(short bool) {
+	if p.short.Load() == short {
+		return
+	}
+	p.short.Store(short)
+	if !short {
+		return
+	}
+	p.mu.Lock()
+	free := p.free
+	p.free = nil
+	p.mu.Unlock()
+	for _, y := range free {
+		y.close()
+	}
 }
 
 // close closes the yielders kept; those in use are closed when put back.

@@ -237,6 +237,12 @@ func (a *acceptLoop) handle(err error) error {
 		a.s.stats.acceptBackoffErrors.Add(1)
 	}
 	shed := 0
+	if class == acceptBackoffFD {
+		// The yields' descriptors go first, before the reserve is
+		// released, so that a yield does not take the reserve's slot
+		// while the loop sheds (see yieldPool).
+		a.s.descriptorsShort(true)
+	}
 	if class == acceptBackoffFD && a.reserve.release() {
 		shed = shedPending(a.raw, maxShedPerRound)
 		a.reserve.retake()
@@ -266,10 +272,21 @@ func (a *acceptLoop) accepted() {
 }
 
 func (a *acceptLoop) recovered() {
+	if a.delay != 0 {
+		a.s.descriptorsShort(false)
+	}
 	a.delay, a.retries = 0, 0
 	a.reserve.retake()
 	if sum, ok := a.log.tail(time.Now(), false); ok {
 		a.s.logAcceptTail(sum)
+	}
+}
+
+// descriptorsShort tells the handshake limiter's yields that the accept
+// loop is out of descriptors (short), or accepting again.
+func (s *Server) descriptorsShort(short bool) {
+	if h := s.handshakeLimit(); h != nil {
+		h.yields.setShort(short)
 	}
 }
 

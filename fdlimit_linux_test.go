@@ -353,7 +353,7 @@ func TestFDExhaustion(t *testing.T) {
 	// client is closed promptly.
 	cpu0, waits0, t0 := cpuTime(t, p.proc.Pid), st.AcceptBackoffWaits, time.Now()
 	window := time.NewTimer(time.Second) // a measurement window, not a wait for an event
-	const late = 5
+	const late = 8
 	for range late {
 		go func() {
 			begin := time.Now()
@@ -361,13 +361,19 @@ func TestFDExhaustion(t *testing.T) {
 			results <- result{c, o, err, time.Since(begin)}
 		}()
 	}
+	lateOutcomes := map[floodOutcome]int{}
 	for range late {
 		r := <-results
 		if r.c != nil {
 			held = append(held, r.c)
 		}
-		assert.Equal(t, floodEOF, r.outcome, "new client at EMFILE, after %v: %v", r.took.Round(time.Millisecond), r.err)
+		lateOutcomes[r.outcome]++
+		// Served when a descriptor was free after all: the handshake
+		// limiter's yields give theirs back when the loop is short of
+		// them (yieldPool.setShort).
+		assert.Contains(t, []floodOutcome{floodEOF, floodServed}, r.outcome, "new client at EMFILE, after %v: %v", r.took.Round(time.Millisecond), r.err)
 	}
+	assert.Positive(t, lateOutcomes[floodEOF], "no new client was shed at EMFILE: %v", lateOutcomes)
 	<-window.C
 	cpu, elapsed := cpuTime(t, p.proc.Pid)-cpu0, time.Since(t0)
 	st = p.stats(t)
@@ -413,6 +419,9 @@ func TestFDExhaustion(t *testing.T) {
 	}
 	st = p.stats(t)
 	t.Logf("accept stats: %+v", st)
+	if t.Failed() {
+		t.Logf("child output:\n%s", p.out)
+	}
 
 	// Both accept loops hold their reserve again, the probe listener's too,
 	// which started without one and never accepted a connection.
