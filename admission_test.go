@@ -635,6 +635,59 @@ func TestYieldToNetworkPolled(t *testing.T) {
 	assert.Equal(t, 1, p.kept(), "one descriptor, reused by every yield")
 }
 
+// TestYieldToNetworkRunsBehindWaiting checks that a yield lets a goroutine
+// the network made runnable meanwhile run first, on one processor: the
+// runtime's poll hands over the goroutines it wakes in the reverse of the
+// order their descriptors became ready, so the yield, whose event comes
+// last, would run ahead of a request that was already waiting (and compute
+// its handshake while the request waits) unless it then goes to the back
+// of the run queue. Not parallel: it sets GOMAXPROCS.
+func TestYieldToNetworkRunsBehindWaiting(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("yields use runtime.Gosched outside Unix")
+	}
+	ln := localListener(t)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { server.Close() })
+	var p yieldPool
+	t.Cleanup(p.close)
+	p.yieldToNetwork() // the descriptor, made once
+
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	const rounds = 20
+	behind := 0
+	for range rounds {
+		var order atomic.Int32
+		reading := make(chan struct{})
+		read := make(chan int32, 1)
+		go func() {
+			var b [1]byte
+			close(reading)
+			server.Read(b[:]) // parks in the poller until the byte comes
+			read <- order.Add(1)
+		}()
+		<-reading
+		runtime.Gosched() // the reader parks in its Read
+		_, err := client.Write([]byte{1})
+		require.NoError(t, err)
+		p.yieldToNetwork()
+		yielded := order.Add(1)
+		if <-read < yielded {
+			behind++
+		}
+	}
+	runtime.GOMAXPROCS(prev)
+	// A round may go either way when the runtime polls the network from
+	// elsewhere (its monitor thread) at the wrong moment; without the
+	// Gosched after the yield, hardly any round lets the reader go first.
+	assert.GreaterOrEqual(t, behind, rounds*3/4, "yields that let the waiting reader run first, of %d", rounds)
+}
+
 // TestYieldPoolShort checks that a yield pool short of descriptors (the
 // accept loop at EMFILE) gives back the descriptors it keeps at once, and
 // makes and keeps none until descriptors are back: a yield must not take

@@ -107,6 +107,13 @@ func (p *yieldPool) yieldToNetwork() bool {
 		return false
 	}
 	p.put(y)
+	// The poll that woke the yield hands its goroutines to the run queue
+	// in the reverse of the order their descriptors became ready (the
+	// runtime's netpoll pushes each on a list, and findRunnable runs the
+	// list's head at once): the yield, whose event came last, would run
+	// ahead of the requests that were already waiting. Going to the back
+	// of the global run queue puts it behind them.
+	runtime.Gosched()
 	return true
 }
 
