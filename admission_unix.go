@@ -59,16 +59,17 @@ type netYielder struct {
 // (Server.closeHandshakeLimit).
 //
 // A yield's descriptor is an optimisation, never worth a client
-// connection: while the accept loop is out of descriptors (see
-// acceptLoop.handle), the pool is short: it closes the yielders it keeps,
-// makes no new ones and closes those put back, so that the descriptors go
-// to the accept loop's reserve and to clients, and yields fall back to
-// runtime.Gosched until the loop accepts again.
+// connection: while an accept loop of the server is out of descriptors
+// (see acceptLoop.handle), the pool is short: it closes the yielders it
+// keeps, makes no new ones and closes those put back, so that the
+// descriptors go to the accept loops' reserves and to clients, and yields
+// fall back to runtime.Gosched until every such loop accepts again or
+// ends.
 type yieldPool struct {
 	mu     sync.Mutex
 	free   []*netYielder
 	closed bool
-	short  atomic.Bool // descriptors are short: keep none, make none
+	short  atomic.Int32 // accept loops short of descriptors: keep none, make none while positive
 }
 
 // maxYieldWait bounds a yield, in case the poller's event is not seen. A
@@ -141,7 +142,7 @@ func (y *netYielder) readStep(fd uintptr) bool {
 
 // get returns a yielder from the pool, or a new one, or nil.
 func (p *yieldPool) get() *netYielder {
-	if p.short.Load() {
+	if p.short.Load() > 0 {
 		return nil
 	}
 	p.mu.Lock()
@@ -158,7 +159,7 @@ func (p *yieldPool) get() *netYielder {
 // put keeps y for the next yield, or closes it once the pool is closed.
 func (p *yieldPool) put(y *netYielder) {
 	p.mu.Lock()
-	if !p.closed && !p.short.Load() {
+	if !p.closed && p.short.Load() == 0 {
 		p.free = append(p.free, y)
 		y = nil
 	}
@@ -175,16 +176,18 @@ func (p *yieldPool) kept() int {
 	return len(p.free)
 }
 
-// setShort marks descriptors as short, or no longer short. Made short, the
-// pool closes the yielders it keeps, at once, and no others are kept or
-// made until it is set back.
+// setShort counts one more accept loop short of descriptors (short), or
+// one fewer; each loop calls it in pairs (see acceptLoop.short). The pool
+// is short while any loop is: when the first becomes short, it closes the
+// yielders it keeps, at once, and no others are kept or made until the
+// last is no longer short.
 func (p *yieldPool) setShort(short bool) {
-	if p.short.Load() == short {
+	if !short {
+		p.short.Add(-1)
 		return
 	}
-	p.short.Store(short)
-	if !short {
-		return
+	if p.short.Add(1) != 1 {
+		return // short already: nothing is kept
 	}
 	p.mu.Lock()
 	free := p.free

@@ -204,6 +204,10 @@ type acceptLoop struct {
 	retries int             // acceptRetry errors since the last success
 	log     acceptErrorLog
 	reserve fdReserve
+	// short is set while the loop, at EMFILE or ENFILE, has marked the
+	// handshake yields short of descriptors (Server.descriptorsShort); it
+	// takes the mark back when it accepts again or ends (endShort).
+	short bool
 }
 
 // newAcceptLoop returns the error handling for an accept loop on raw
@@ -237,10 +241,11 @@ func (a *acceptLoop) handle(err error) error {
 		a.s.stats.acceptBackoffErrors.Add(1)
 	}
 	shed := 0
-	if class == acceptBackoffFD {
+	if class == acceptBackoffFD && !a.short {
 		// The yields' descriptors go first, before the reserve is
 		// released, so that a yield does not take the reserve's slot
 		// while the loop sheds (see yieldPool).
+		a.short = true
 		a.s.descriptorsShort(true)
 	}
 	if class == acceptBackoffFD && a.reserve.release() {
@@ -266,15 +271,13 @@ func (a *acceptLoop) handle(err error) error {
 // accepted is called after each successful Accept. It is cheap unless the
 // loop is recovering from errors.
 func (a *acceptLoop) accepted() {
-	if a.delay != 0 || a.retries != 0 || a.reserve.missing() || a.log.pending() {
+	if a.short || a.delay != 0 || a.retries != 0 || a.reserve.missing() || a.log.pending() {
 		a.recovered()
 	}
 }
 
 func (a *acceptLoop) recovered() {
-	if a.delay != 0 {
-		a.s.descriptorsShort(false)
-	}
+	a.endShort()
 	a.delay, a.retries = 0, 0
 	a.reserve.retake()
 	if sum, ok := a.log.tail(time.Now(), false); ok {
@@ -282,8 +285,18 @@ func (a *acceptLoop) recovered() {
 	}
 }
 
-// descriptorsShort tells the handshake limiter's yields that the accept
-// loop is out of descriptors (short), or accepting again.
+// endShort takes back the loop's mark on the yields, if it set one: it
+// accepts again, or it ends.
+func (a *acceptLoop) endShort() {
+	if a.short {
+		a.short = false
+		a.s.descriptorsShort(false)
+	}
+}
+
+// descriptorsShort tells the handshake limiter's yields that one more
+// accept loop is out of descriptors (short), or one fewer: it accepts
+// again, or it has ended. Calls come in pairs (acceptLoop.short).
 func (s *Server) descriptorsShort(short bool) {
 	if h := s.handshakeLimit(); h != nil {
 		h.yields.setShort(short)
@@ -293,6 +306,7 @@ func (s *Server) descriptorsShort(short bool) {
 // close releases the reserve descriptor and logs what is pending. Serve
 // calls it when the loop ends.
 func (a *acceptLoop) close() {
+	a.endShort()
 	a.reserve.close()
 	if sum, ok := a.log.tail(time.Now(), true); ok {
 		a.s.logAcceptTail(sum)

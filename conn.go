@@ -199,7 +199,7 @@ func (c *conn) logPanic(v any, prefix string) {
 // serve serves the connection until it is done, then closes it.
 //
 // A TLS connection is served by two goroutines in turn: this one runs the
-// handshake, and a new one (serveAfterHandshake) serves the requests. The
+// handshake, and a new one (serveRequests) serves the requests. The
 // handshake's cryptography grows a goroutine's stack to 8 KiB, which the
 // runtime does not shrink while a quarter of it is in use, and which a
 // connection would otherwise keep for as long as it stays open, idle or

@@ -10,8 +10,10 @@ import (
 	"crypto/x509"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -320,4 +322,71 @@ func TestReview11HandshakeSummaryTimerOutlivesClose(t *testing.T) {
 	}
 	assert.False(t, closeReturnedFirst,
 		"Close returned while the summary timer was still writing to the Logger; records written: %d", h.records.Load())
+}
+
+// skipNoNetYield skips where yields have no descriptor (yieldToNetwork
+// falls back to runtime.Gosched).
+func skipNoNetYield(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("yields use runtime.Gosched outside Unix")
+	}
+}
+
+// TestReview11YieldsShortOutlivesAcceptLoop: one Server, two listeners
+// (:443 served with ServeTLS, a second one with Serve). The second loop
+// hits EMFILE, which marks the handshake yields short of descriptors, and
+// then ends before it accepts again: its listener is closed by its owner
+// (a rotated or handed-over socket) or fails for good. Only a loop that
+// accepts again cleared the mark (acceptLoop.recovered, and only with a
+// non-zero delay), so it stayed for the life of the Server: the TLS loop,
+// which never saw an error, never clears it, and every handshake's yield
+// fell back to runtime.Gosched for good, i.e. the flood protection the
+// yields give was silently off. A loop that ends must take its mark back.
+func TestReview11YieldsShortOutlivesAcceptLoop(t *testing.T) {
+	skipNoNetYield(t)
+	logger, _ := newTestLogger()
+	srv := &Server{ErrorLog: logger, Handler: http.HandlerFunc(helloHandler)}
+	startTLS(t, srv)
+	h := srv.handshakeLimit()
+	require.NotNil(t, h)
+	require.True(t, h.yields.yieldToNetwork(), "before: the poller wakes the yield")
+
+	ln := newFaultListener(
+		acceptResult{err: acceptOpError(syscall.EMFILE)},
+		acceptResult{err: &net.OpError{Op: "accept", Net: "tcp", Err: net.ErrClosed}},
+	)
+	require.ErrorIs(t, srv.Serve(ln), net.ErrClosed)
+
+	assert.True(t, h.yields.yieldToNetwork(), "the loop that was short of descriptors has ended, yet the yields still fall back to runtime.Gosched")
+}
+
+// TestReview11YieldsShortClearedByOtherLoop: two accept loops of one
+// Server are both at EMFILE; one accepts a connection (a descriptor was
+// free for it) and cleared the server-wide mark while the other is still
+// short and about to release its reserve again. Yields then made and kept
+// eventfds again, in the slots the other loop frees to shed its pending
+// clients (the failure 72fda1c fixes for one loop). The pool must stay
+// short until every loop that marked it has recovered.
+func TestReview11YieldsShortClearedByOtherLoop(t *testing.T) {
+	skipNoNetYield(t)
+	logger, _ := newTestLogger()
+	srv := &Server{ErrorLog: logger}
+	t.Cleanup(func() { srv.Close() })
+	h := srv.handshakeLimit()
+	require.NotNil(t, h)
+	done := make(chan struct{})
+	emfile := acceptOpError(syscall.EMFILE)
+	a1 := srv.newAcceptLoop(newFaultListener(), done)
+	a2 := srv.newAcceptLoop(newFaultListener(), done)
+	t.Cleanup(a1.close)
+	t.Cleanup(a2.close)
+
+	require.NoError(t, a1.handle(emfile))
+	require.NoError(t, a2.handle(emfile))
+	a2.accepted() // a2 recovers; a1 has not
+	assert.False(t, h.yields.yieldToNetwork(), "a1 is still at EMFILE, yet a yield made a descriptor")
+	assert.Zero(t, h.yields.kept(), "a1 is still at EMFILE, yet the pool keeps a descriptor")
+
+	a1.accepted()
+	assert.True(t, h.yields.yieldToNetwork(), "every loop accepts again: the poller wakes the yield")
 }
