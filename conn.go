@@ -204,9 +204,10 @@ func (c *conn) logPanic(v any, prefix string) {
 // runtime does not shrink while a quarter of it is in use, and which a
 // connection would otherwise keep for as long as it stays open, idle or
 // not; a new goroutine's stack starts at 2 KiB and grows only as far as
-// the request loop and its handlers need. Starting it costs about a
-// microsecond, against hundreds for the handshake, and saves about 4 KiB
-// for each idle HTTP/1.1 connection (bench/README.md, "Idle memory").
+// the request loop and its handlers need. Starting it costs one goroutine
+// per connection, against a handshake of hundreds of microseconds (the
+// handshake cells of bench/load showed no difference), and saves about
+// 4 KiB for each idle HTTP/1.1 connection (bench/README.md, "Third run").
 func (c *conn) serve(ctx context.Context) {
 	if c.proxy != nil {
 		var ok bool

@@ -488,6 +488,30 @@ func TestShedPending(t *testing.T) {
 	assert.Zero(t, shedPending(newFaultListener(), 100), "a listener without a descriptor")
 }
 
+// TestShedPendingLateBytes checks that a shed connection's client reads an
+// orderly close even when its bytes arrive after the server drained what
+// was there and before it closed: closing a socket with unread bytes
+// sends a reset, which the FIN sent first keeps the client from reading
+// as the end of the connection. Not parallel: it sets a package hook.
+func TestShedPendingLateBytes(t *testing.T) {
+	ln := localListener(t)
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout()) // queued by the kernel
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	testHookShedBeforeClose = func(fd int) {
+		// The client's bytes arrive now, unread at the close. Loopback
+		// delivers them before Write returns.
+		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+		assert.NoError(t, err)
+	}
+	t.Cleanup(func() { testHookShedBeforeClose = nil })
+	require.Equal(t, 1, shedPending(ln, 100))
+	c.SetDeadline(time.Now().Add(testTimeout()))
+	n, err := c.Read(make([]byte, 1))
+	assert.Zero(t, n)
+	assert.Equal(t, io.EOF, err, "bytes that arrived after the drain must not turn the close into a reset")
+}
+
 // devNullFDs counts the process's descriptors open on /dev/null.
 func devNullFDs(t testing.TB) int {
 	t.Helper()

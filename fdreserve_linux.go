@@ -122,13 +122,25 @@ func shedPending(ln net.Listener, max int) int {
 			if buf == nil {
 				buf = make([]byte, 4096)
 			}
+			// The FIN goes first, so that the client reads an orderly
+			// end even if bytes it sends while the connection is shed
+			// (a ClientHello that arrives after discardUnread) make the
+			// close a reset.
+			syscall.Shutdown(fd, syscall.SHUT_WR)
 			discardUnread(fd, buf)
+			if testHookShedBeforeClose != nil {
+				testHookShedBeforeClose(fd)
+			}
 			syscall.Close(fd)
 			n++
 		}
 	})
 	return n
 }
+
+// testHookShedBeforeClose, when set, is called with each shed connection's
+// descriptor just before it is closed.
+var testHookShedBeforeClose func(fd int)
 
 // discardUnread reads and drops what a non-blocking socket has received,
 // up to 16 KiB, so that closing it sends a FIN rather than a reset.
