@@ -345,8 +345,12 @@ type Server struct {
 	// run before it computes; Go's scheduler would otherwise keep the
 	// processors busy with handshakes and look at the network only every
 	// 10 ms. Under a flood this trades some handshakes a second for the
-	// latency of established connections. Shutdown lets waiting
-	// handshakes go on; Close fails them.
+	// latency of established connections. A request that arrives while a
+	// handshake computes still waits for it: with one processor and an
+	// RSA-2048 certificate, up to one signature (1.2–1.5 ms here); ECDSA
+	// certificates, whose signatures are far cheaper, keep that wait short
+	// (README, "Overload and faults"). Shutdown lets waiting handshakes go
+	// on; Close fails them.
 	//
 	// Zero means runtime.GOMAXPROCS(0) when serving starts: a handshake's
 	// server work is CPU-bound (a key exchange, a signature), so more of
