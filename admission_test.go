@@ -591,6 +591,29 @@ func TestHRRWatch(t *testing.T) {
 	}
 }
 
+// skipWithoutNetYields skips a test of the yields' descriptors where there
+// are none: outside Unix, a yield is a runtime.Gosched.
+func skipWithoutNetYields(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("yields use runtime.Gosched outside Unix")
+	}
+}
+
+// tcpPair returns the two ends of a TCP connection over loopback, closed
+// when the test ends.
+func tcpPair(t testing.TB) (client, server net.Conn) {
+	t.Helper()
+	ln := localListener(t)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}
+
 // TestYieldToNetwork checks that yieldToNetwork returns, from many
 // goroutines at once, and that the pool's pipes are closed with it.
 func TestYieldToNetwork(t *testing.T) {
@@ -619,9 +642,7 @@ func TestYieldToNetwork(t *testing.T) {
 // descriptor whose writes stopped being events would time out all but
 // the first.
 func TestYieldToNetworkPolled(t *testing.T) {
-	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("yields use runtime.Gosched outside Unix")
-	}
+	skipWithoutNetYields(t)
 	var p yieldPool
 	t.Cleanup(p.close)
 	const yields = 100
@@ -643,16 +664,8 @@ func TestYieldToNetworkPolled(t *testing.T) {
 // its handshake while the request waits) unless it then goes to the back
 // of the run queue. Not parallel: it sets GOMAXPROCS.
 func TestYieldToNetworkRunsBehindWaiting(t *testing.T) {
-	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("yields use runtime.Gosched outside Unix")
-	}
-	ln := localListener(t)
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { client.Close() })
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	t.Cleanup(func() { server.Close() })
+	skipWithoutNetYields(t)
+	client, server := tcpPair(t)
 	var p yieldPool
 	t.Cleanup(p.close)
 	p.yieldToNetwork() // the descriptor, made once
@@ -693,9 +706,7 @@ func TestYieldToNetworkRunsBehindWaiting(t *testing.T) {
 // makes and keeps none until descriptors are back: a yield must not take
 // the slot the accept loop frees to shed a pending connection.
 func TestYieldPoolShort(t *testing.T) {
-	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("yields use runtime.Gosched outside Unix")
-	}
+	skipWithoutNetYields(t)
 	var p yieldPool
 	t.Cleanup(p.close)
 	p.yieldToNetwork()
@@ -730,13 +741,7 @@ func TestHandshakeLimitAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
-	ln := localListener(t)
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { client.Close() })
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	t.Cleanup(func() { server.Close() })
+	_, server := tcpPair(t)
 	var yields yieldPool
 	t.Cleanup(yields.close)
 

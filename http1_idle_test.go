@@ -226,18 +226,26 @@ func TestHTTP1WriteErrorCancelsContext(t *testing.T) {
 				}
 				result <- context.Cause(r.Context())
 			})
-			p := startPair(t, h, nil)
-			addr := p.ours
-			if oracle {
-				addr = p.oracle
-			}
-			c := dialTLS(t, addr, "http/1.1")
-			_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-			require.NoError(t, err)
-			waitChan(t, started)
-			c.Close()
-			close(closed)
-			assert.ErrorIs(t, waitResult(t, result), context.Canceled)
+			closeMidRequest(t, startPair(t, h, nil), oracle, started, closed, result)
 		})
 	}
+}
+
+// closeMidRequest sends a GET to p's server (net/http's when oracle is
+// set), closes the connection once the handler has signalled started,
+// then closes closed, and checks that the handler reports its request
+// context cancelled on result.
+func closeMidRequest(t *testing.T, p pair, oracle bool, started <-chan struct{}, closed chan struct{}, result <-chan error) {
+	t.Helper()
+	addr := p.ours
+	if oracle {
+		addr = p.oracle
+	}
+	c := dialTLS(t, addr, "http/1.1")
+	_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	waitChan(t, started)
+	c.Close()
+	close(closed)
+	assert.ErrorIs(t, waitResult(t, result), context.Canceled)
 }

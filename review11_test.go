@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -327,9 +326,7 @@ func TestReview11HandshakeSummaryTimerOutlivesClose(t *testing.T) {
 // skipNoNetYield skips where yields have no descriptor (yieldToNetwork
 // falls back to runtime.Gosched).
 func skipNoNetYield(t *testing.T) {
-	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("yields use runtime.Gosched outside Unix")
-	}
+	skipWithoutNetYields(t)
 }
 
 // TestReview11YieldsShortOutlivesAcceptLoop: one Server, two listeners

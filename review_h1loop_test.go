@@ -6,14 +6,10 @@ package httpsrv
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 // TestReviewH1LoopErrAfterClientGone checks that a handler that looks at
@@ -102,17 +98,7 @@ func TestReviewH1LoopErrAfterClientGone(t *testing.T) {
 					}
 					hs.ConnContext = s.ConnContext
 				})
-				addr := p.ours
-				if oracle {
-					addr = p.oracle
-				}
-				c := dialTLS(t, addr, "http/1.1")
-				_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-				require.NoError(t, err)
-				waitChan(t, started)
-				c.Close()
-				close(closed)
-				assert.ErrorIs(t, waitResult(t, result), context.Canceled)
+				closeMidRequest(t, p, oracle, started, closed, result)
 			})
 		}
 	}
